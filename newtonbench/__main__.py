@@ -1,0 +1,3 @@
+from newtonbench.cli import main
+
+main()
