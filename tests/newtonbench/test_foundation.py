@@ -1,0 +1,109 @@
+"""The shared foundation: camera maths, errors, registry, atomic writes, video I/O, CLI start-up."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from newtonbench.atomic import atomic_path, write_json
+from newtonbench.camera import Camera
+from newtonbench.errors import InvalidValueError, UnknownNameError, check_range
+from newtonbench.registry import Registry
+from newtonbench.schema import clip_id, parse_clip_id
+from newtonbench.video import VideoReadError, find_videos, read_video, write_video
+
+
+def test_camera_projects_plane_with_known_scale():
+    cam = Camera.facing_motion_plane(256, 256, hfov_deg=90.0, distance_m=2.0, look_at_x=1.0, look_at_z=0.5)
+    # hfov 90 deg -> fx = 128 px; the look-at point lands on the principal point.
+    assert cam.fx == pytest.approx(128.0)
+    np.testing.assert_allclose(cam.project(np.array([1.0, 0.0, 0.5])), [127.5, 127.5])
+    # +1 m in x is +fx/d px in u; +1 m in z (up) is -fy/d px in v (v points down).
+    np.testing.assert_allclose(cam.project(np.array([2.0, 0.0, 0.5])), [127.5 + 64.0, 127.5])
+    np.testing.assert_allclose(cam.project(np.array([1.0, 0.0, 1.5])), [127.5, 127.5 - 64.0])
+    np.testing.assert_allclose(cam.position, [1.0, -2.0, 0.5])
+    assert cam.metres_per_pixel(2.0) == pytest.approx((2.0 / 128.0, 2.0 / 128.0))
+
+
+def test_opengl_matrices_agree_with_opencv_projection():
+    cam = Camera.facing_motion_plane(320, 240, hfov_deg=60.0, distance_m=3.0, look_at_x=0.3, look_at_z=1.0)
+    view = np.asarray(cam.opengl_view_matrix()).reshape(4, 4).T  # column-major -> matrix
+    proj = np.asarray(cam.opengl_projection_matrix()).reshape(4, 4).T
+    rng = np.random.default_rng(0)
+    pts = np.c_[rng.uniform(-1, 1, 20), rng.uniform(-0.5, 0.5, 20), rng.uniform(0, 2, 20)]
+    clip = (proj @ view @ np.c_[pts, np.ones(20)].T).T
+    ndc = clip[:, :3] / clip[:, 3:4]
+    u = (ndc[:, 0] + 1) / 2 * cam.width - 0.5  # OpenCV pixel centres at integers
+    v = (1 - ndc[:, 1]) / 2 * cam.height - 0.5
+    np.testing.assert_allclose(np.c_[u, v], cam.project(pts), atol=1e-9)
+
+
+def test_unknown_name_suggests_closest():
+    reg: Registry[int] = Registry("primitive")
+    reg.register("free_fall", 1)
+    reg.register("ramp_up", 2)
+    with pytest.raises(UnknownNameError) as e:
+        reg.get("fre_fall")
+    assert str(e.value) == "unknown primitive 'fre_fall'; did you mean 'free_fall'? available: free_fall, ramp_up"
+
+
+def test_check_range_names_value_and_allowed():
+    check_range("fps", 16, 0, low_open=True)
+    with pytest.raises(InvalidValueError, match=r"fps=0 is out of range; allowed: > 0"):
+        check_range("fps", 0, 0, low_open=True)
+
+
+def test_clip_id_roundtrip_and_rejects_malformed():
+    cid = clip_id("free_fall", "test", "id", 42)
+    assert cid == "free_fall-test-id-000042"
+    assert parse_clip_id(cid) == {"primitive": "free_fall", "split": "test", "distribution": "id", "index": 42}
+    with pytest.raises(InvalidValueError):
+        parse_clip_id("free_fall-val-id-1")
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    write_json(target, {"a": 1})
+    assert target.read_text().strip() == '{\n  "a": 1\n}'
+
+
+def test_video_roundtrip_is_near_lossless_and_deterministic(tmp_path):
+    frames = np.zeros((8, 64, 64, 3), np.uint8)
+    for t in range(8):
+        frames[t, 20:30, 5 + 4 * t : 15 + 4 * t] = (220, 40, 40)
+    write_video(tmp_path / "a.mp4", frames, fps=16)
+    write_video(tmp_path / "b.mp4", frames, fps=16)
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+    video = read_video(tmp_path / "a.mp4")
+    assert video.frames.shape == frames.shape
+    np.testing.assert_allclose(video.times, np.arange(8) / 16)
+    assert video.fps == pytest.approx(16.0)
+    assert np.abs(video.frames.astype(int) - frames).mean() < 2.0
+    assert find_videos(tmp_path) == {"a": tmp_path / "a.mp4", "b": tmp_path / "b.mp4"}
+
+
+def test_video_rejects_odd_size_and_corrupt_file(tmp_path):
+    with pytest.raises(InvalidValueError, match="65x64"):
+        write_video(tmp_path / "odd.mp4", np.zeros((2, 64, 65, 3), np.uint8), fps=8)
+    assert not (tmp_path / "odd.mp4").exists()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    with pytest.raises(VideoReadError, match="bad.mp4"):
+        read_video(bad)
+
+
+def test_cli_help_imports_neither_torch_nor_pybullet():
+    code = (
+        "import sys; from click.testing import CliRunner; from newtonbench.cli import cli; "
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output; "
+        "assert 'generate' in r.output and 'leaderboard' in r.output; "
+        "print(sorted(m for m in ('torch', 'pybullet') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
