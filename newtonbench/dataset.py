@@ -1,0 +1,198 @@
+"""Read a NewtonBench dataset folder (the output of `newtonbench generate`).
+
+Every stage that consumes a benchmark (score, validate, posttrain, the demo) reads it through
+`open_dataset`, so the on-disk layout of DESIGN.md is known in exactly one place:
+
+    DATA/dataset.json                   format version, generator config, counts
+    DATA/manifest.parquet               one row per clip (schema.MANIFEST_SCHEMA)
+    DATA/trajectories.parquet           one row per (clip, frame) (schema.TRAJECTORY_SCHEMA)
+    DATA/videos/<clip_id>.mp4           H.264
+    DATA/first_frames/<clip_id>.png     conditioning image
+    DATA/backgrounds/<clip_id>.png      clean background plate (the scene without the object)
+    DATA/masks/<clip_id>.npz            key "masks": uint8 [T, H, W], 1 = object
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from newtonbench.camera import Camera
+from newtonbench.errors import DatasetError
+from newtonbench.schema import DATASET_FORMAT_VERSION, MANIFEST_SCHEMA, TRAJECTORY_SCHEMA
+
+MANIFEST = "manifest.parquet"
+TRAJECTORIES = "trajectories.parquet"
+INFO = "dataset.json"
+
+
+class Dataset:
+    """A benchmark folder. Tables load lazily; per-clip files load on request."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"dataset folder {str(self.root)!r} does not exist; run `newtonbench generate --out DIR`")
+        missing = [n for n in (INFO, MANIFEST, TRAJECTORIES) if not (self.root / n).is_file()]
+        if missing:
+            raise DatasetError(
+                f"{str(self.root)!r} is not a NewtonBench dataset: missing {', '.join(missing)}"
+                " (an interrupted `generate` writes them last; rerun it to finish)"
+            )
+        try:
+            self.info: dict = json.loads((self.root / INFO).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DatasetError(f"{self.root / INFO}: unreadable ({e})") from e
+        version = str(self.info.get("format_version"))
+        if version != DATASET_FORMAT_VERSION:
+            raise DatasetError(
+                f"{self.root / INFO}: format_version {version!r}; allowed: {DATASET_FORMAT_VERSION!r}"
+            )
+        _check_columns(self.root / MANIFEST, MANIFEST_SCHEMA)
+        _check_columns(self.root / TRAJECTORIES, TRAJECTORY_SCHEMA)
+
+    # --- tables ----------------------------------------------------------------------------------
+
+    @cached_property
+    def manifest(self):
+        import pandas as pd
+
+        df = pd.read_parquet(self.root / MANIFEST)
+        return df.sort_values("clip_id", kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def manifest_sha256(self) -> str:
+        h = hashlib.sha256()
+        with open(self.root / MANIFEST, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    @cached_property
+    def trajectories(self):
+        import pandas as pd
+
+        df = pd.read_parquet(self.root / TRAJECTORIES)
+        return df.sort_values(["clip_id", "frame"], kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {cid: i for i, cid in enumerate(self.manifest["clip_id"])}
+
+    @cached_property
+    def _traj_slices(self) -> dict[str, slice]:
+        ids = self.trajectories["clip_id"].to_numpy()
+        if len(ids) == 0:
+            return {}
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        ends = np.r_[starts[1:], len(ids)]
+        return {ids[s]: slice(int(s), int(e)) for s, e in zip(starts, ends)}
+
+    def _check_clip(self, clip_id: str) -> int:
+        try:
+            return self._rows[clip_id]
+        except KeyError:
+            raise DatasetError(f"clip {clip_id!r} is not in {self.root / MANIFEST}") from None
+
+    def clip(self, clip_id: str) -> dict:
+        """The clip's manifest row as a dict (world_to_camera as a 16-tuple)."""
+        row = self.manifest.iloc[self._check_clip(clip_id)].to_dict()
+        row["world_to_camera"] = tuple(float(v) for v in row["world_to_camera"])
+        return row
+
+    def trajectory(self, clip_id: str):
+        """That clip's trajectory rows, sorted by frame, index reset."""
+        self._check_clip(clip_id)
+        sl = self._traj_slices.get(clip_id)
+        if sl is None:
+            raise DatasetError(f"clip {clip_id!r} has no rows in {self.root / TRAJECTORIES}")
+        return self.trajectories.iloc[sl].reset_index(drop=True)
+
+    def camera(self, clip_id: str) -> Camera:
+        r = self.clip(clip_id)
+        return Camera(int(r["width"]), int(r["height"]), float(r["fx"]), float(r["fy"]),
+                      float(r["cx"]), float(r["cy"]), r["world_to_camera"])
+
+    def select(self, primitives=None, splits=None, distributions=None):
+        """The manifest filtered to the given primitives / splits / distributions (None = all)."""
+        df = self.manifest
+        for col, want in (("primitive", primitives), ("split", splits), ("distribution", distributions)):
+            if want is not None:
+                want = [want] if isinstance(want, str) else list(want)
+                df = df[df[col].isin(want)]
+        return df.reset_index(drop=True)
+
+    # --- per-clip files ----------------------------------------------------------------------------
+
+    def _file(self, clip_id: str, column: str, default: str) -> Path:
+        row = self.manifest.iloc[self._check_clip(clip_id)]
+        rel = row[column] if column in row and isinstance(row[column], str) and row[column] else default
+        return self.root / rel
+
+    def video_path(self, clip_id: str) -> Path:
+        return self._file(clip_id, "video", f"videos/{clip_id}.mp4")
+
+    def first_frame_path(self, clip_id: str) -> Path:
+        return self._file(clip_id, "first_frame", f"first_frames/{clip_id}.png")
+
+    def background_path(self, clip_id: str) -> Path:
+        return self._file(clip_id, "background", f"backgrounds/{clip_id}.png")
+
+    def mask_path(self, clip_id: str) -> Path:
+        return self._file(clip_id, "mask", f"masks/{clip_id}.npz")
+
+    def first_frame(self, clip_id: str) -> np.ndarray:
+        """uint8 RGB [H, W, 3]."""
+        return _read_png(self.first_frame_path(clip_id))
+
+    def background(self, clip_id: str) -> np.ndarray:
+        """uint8 RGB [H, W, 3]: the clip's scene rendered without the object."""
+        return _read_png(self.background_path(clip_id))
+
+    def masks(self, clip_id: str) -> np.ndarray:
+        """uint8 [T, H, W] in {0, 1}, 1 where the object is visible."""
+        path = self.mask_path(clip_id)
+        try:
+            with np.load(path) as z:
+                m = z["masks"]
+        except (OSError, KeyError, ValueError) as e:
+            raise DatasetError(f"{path}: unreadable mask file ({e})") from e
+        if m.ndim != 3 or m.dtype != np.uint8:
+            raise DatasetError(f"{path}: masks of shape {m.shape} dtype {m.dtype}; allowed: uint8 [T, H, W]")
+        return m
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.root)!r}, clips={len(self)})"
+
+
+def open_dataset(root: str | Path) -> Dataset:
+    """Open a dataset folder; DatasetError (one line) if it is missing, incomplete or of another format."""
+    return Dataset(root)
+
+
+def _check_columns(path: Path, schema) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        have = set(pq.read_schema(path).names)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several unrelated types for a bad file
+        raise DatasetError(f"{path}: not a readable parquet file ({e.__class__.__name__})") from e
+    missing = [n for n in schema.names if n not in have]
+    if missing:
+        raise DatasetError(f"{path}: missing columns {', '.join(missing)}")
+
+
+def _read_png(path: Path) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"{path}: missing or not a readable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
