@@ -1,0 +1,237 @@
+"""Each kernel against a plain NumPy reference and a hand-computed answer; CUDA == CPU."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from newtonbench.metrics.functional.centroid import mask_centroids
+from newtonbench.metrics.functional.chamfer import chamfer_distance, chamfer_per_frame
+from newtonbench.metrics.functional.consistency import consistency, consistency_terms
+from newtonbench.metrics.functional.iou import mask_iou
+from newtonbench.metrics.functional.l2 import l2_distance
+from newtonbench.metrics.functional.motion import (
+    accel_ratio,
+    acceleration_rmse,
+    fit_acceleration,
+    pixel_accel_to_world,
+    velocity_rmse,
+)
+from newtonbench.metrics.functional.pisa import pisa_chamfer, pisa_frame_indices, pisa_iou, pisa_l2
+from newtonbench.metrics.functional.smoothness import smoothness
+
+
+def _random_masks(rng, b=2, t=4, h=12, w=10, p=0.25):
+    m = rng.random((b, t, h, w)) < p
+    m[0, 1] = False  # an empty prediction frame
+    return m
+
+
+# --- NumPy references (written from the definitions, loops and all) ---------------------------
+
+def np_chamfer_frame(a, b):
+    pa, pb = np.argwhere(a).astype(float), np.argwhere(b).astype(float)
+    if len(pa) == 0 or len(pb) == 0:
+        return np.nan
+    d = np.sqrt(((pa[:, None] - pb[None]) ** 2).sum(-1))
+    return d.min(1).mean() + d.min(0).mean()
+
+
+def np_iou_frame(a, b):
+    inter, union = np.logical_and(a, b).sum(), np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else inter / union
+
+
+def np_centroid(m):
+    ys, xs = np.nonzero(m)
+    return (xs.mean(), ys.mean()) if len(xs) else (np.nan, np.nan)
+
+
+def test_centroid_matches_numpy():
+    rng = np.random.default_rng(0)
+    m = _random_masks(rng)
+    c, ok = mask_centroids(torch.from_numpy(m))
+    for b in range(m.shape[0]):
+        for t in range(m.shape[1]):
+            ref = np_centroid(m[b, t])
+            assert bool(ok[b, t]) == (not np.isnan(ref[0]))
+            if ok[b, t]:
+                np.testing.assert_allclose(c[b, t].numpy(), ref, atol=1e-5)
+
+
+def test_chamfer_matches_numpy_and_known_shift():
+    rng = np.random.default_rng(1)
+    a, b = _random_masks(rng), _random_masks(rng, p=0.1)
+    per = chamfer_per_frame(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    ref = np.array([[np_chamfer_frame(a[i, t], b[i, t]) for t in range(a.shape[1])] for i in range(a.shape[0])])
+    np.testing.assert_allclose(per, ref, atol=1e-5, equal_nan=True)
+    got = chamfer_distance(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(got, np.nanmean(ref, axis=1), atol=1e-5)
+    # A 6x6 square shifted right by 3 px: columns 5, 6, 7 of A lie 3, 2, 1 px from B, the rest 0;
+    # directed mean 6 * (3 + 2 + 1) / 36 = 1 each way, PISA's sum 2.
+    sq = np.zeros((1, 1, 20, 20), bool)
+    sq[..., 5:11, 5:11] = True
+    sh = np.roll(sq, 3, axis=-1)
+    assert chamfer_distance(torch.from_numpy(sq), torch.from_numpy(sh)).item() == pytest.approx(2.0)
+
+
+def test_iou_matches_numpy_with_pisa_empty_rule():
+    rng = np.random.default_rng(2)
+    a, b = _random_masks(rng), _random_masks(rng)
+    b[0, 1] = False  # both empty -> 1 (PISA)
+    ref = np.array([[np_iou_frame(a[i, t], b[i, t]) for t in range(a.shape[1])] for i in range(a.shape[0])]).mean(1)
+    np.testing.assert_allclose(mask_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy(), ref, atol=1e-6)
+    np.testing.assert_allclose(pisa_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy(), ref, atol=1e-6)
+
+
+def test_l2_shift_and_invalid_frames():
+    gt = torch.randn(3, 8, 2, dtype=torch.float64) * 20
+    pred = gt + torch.tensor([3.0, 4.0], dtype=torch.float64)  # 5 px away
+    valid = torch.ones(3, 8, dtype=torch.bool)
+    valid[1, :4] = False
+    pred[1, :4] = float("nan")
+    valid[2] = False
+    out = l2_distance(pred, gt, valid)
+    assert out[:2].tolist() == pytest.approx([5.0, 5.0])
+    assert math.isnan(out[2].item())  # nothing to compare: undefined, not 0
+
+
+def test_pisa_l2_and_chamfer_match_their_formula():
+    rng = np.random.default_rng(3)
+    gt = rng.normal(size=(2, 6, 2)) * 10
+    pred = gt + rng.normal(size=gt.shape)
+    valid = np.ones((2, 6), bool)
+    h = 48
+    ref = np.nanmean(np.sqrt((gt - pred) ** 2), axis=(1, 2)) / np.sqrt(2) / h
+    got = pisa_l2(torch.from_numpy(pred), torch.from_numpy(gt), torch.from_numpy(valid), h).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-9)
+    a, b = _random_masks(rng, h=h, w=20), _random_masks(rng, h=h, w=20)
+    per = np.array([[np_chamfer_frame(a[i, t], b[i, t]) for t in range(4)] for i in range(2)])
+    np.testing.assert_allclose(pisa_chamfer(torch.from_numpy(a), torch.from_numpy(b)).numpy(),
+                               np.nanmean(per, 1) / np.sqrt(2) / h, atol=1e-6)
+    pred_idx, gt_idx = pisa_frame_indices(10, 8, 24.0, 16.0)
+    assert gt_idx.tolist() == [int(i * 16 / 24) for i in range(10) if int(i * 16 / 24) < 8]
+    assert pred_idx.tolist() == list(range(len(gt_idx)))
+
+
+def test_velocity_acceleration_rmse_known_answer():
+    fps = 16.0
+    k = torch.arange(20, dtype=torch.float64)
+    gt = torch.stack([2.0 * k, 0.5 * k**2], -1).unsqueeze(0)  # px: v = (2, k) px/frame, a = (0, 1) px/frame^2
+    pred = torch.stack([2.0 * k, 0.8 * k**2], -1).unsqueeze(0)  # a off by 0.6 px/frame^2
+    valid = torch.ones(1, 20, dtype=torch.bool)
+    assert acceleration_rmse(pred, gt, valid, fps).item() == pytest.approx(0.6 * fps**2)
+    # velocity error (c_{k+1}-c_k) = 0.3 (2k+1) px/frame on v only
+    dv = 0.3 * (2 * np.arange(19) + 1) * fps
+    assert velocity_rmse(pred, gt, valid, fps).item() == pytest.approx(np.sqrt(np.mean(dv**2)))
+    scale = torch.tensor([[0.01, 0.02]], dtype=torch.float64)  # px -> m
+    assert acceleration_rmse(pred, gt, valid, fps, scale).item() == pytest.approx(0.6 * fps**2 * 0.02)
+
+
+def test_fit_acceleration_exact_on_parabola_and_numpy_polyfit():
+    rng = np.random.default_rng(4)
+    t = np.sort(rng.random((3, 12)) * 2, axis=1)
+    a_true = np.array([[0.0, 9.81], [-3.0, 2.0], [1.5, -7.0]])
+    pos = 4.0 + 2.0 * t[..., None] + 0.5 * a_true[:, None] * t[..., None] ** 2
+    pos = pos + rng.normal(scale=0.01, size=pos.shape)
+    w = np.ones((3, 12))
+    w[1, :5] = 0
+    got = fit_acceleration(torch.from_numpy(t), torch.from_numpy(pos), torch.from_numpy(w)).numpy()
+    for b in range(3):
+        keep = w[b] > 0
+        ref = [2 * np.polyfit(t[b, keep], pos[b, keep, d], 2)[0] for d in range(2)]
+        np.testing.assert_allclose(got[b], ref, rtol=1e-7, atol=1e-7)
+    w[2, 2:] = 0  # two samples cannot fix an acceleration
+    assert np.isnan(fit_acceleration(torch.from_numpy(t), torch.from_numpy(pos), torch.from_numpy(w)).numpy()[2]).all()
+
+
+def test_world_conversion_and_ratio():
+    a_px = torch.tensor([[0.0, 9.81 * 100.0]])  # falling: v grows downward in the image
+    world = pixel_accel_to_world(a_px, 3.0, 300.0, 300.0)
+    assert world[0].tolist() == pytest.approx([0.0, -9.81])
+    assert accel_ratio(world * 0.5, torch.tensor([[0.0, -9.81]])).item() == pytest.approx(0.5)
+
+
+def test_smoothness_parabola_one_jitter_low_frozen_zero_numpy():
+    k = np.arange(32.0)
+    track = np.stack([3.0 * k, 40 + 0.2 * k**2], -1)[None]
+    valid = np.ones((1, 32), bool)
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(x))  # noqa: E731
+    assert smoothness(t(track), t(valid)).item() > 0.9999
+    rng = np.random.default_rng(5)
+    jitter = track + rng.normal(scale=2.0, size=track.shape)
+    frozen = np.repeat(track[:, :1], 32, axis=1)
+    shuffled = track[:, rng.permutation(32)]
+    s = smoothness(t(np.concatenate([jitter, frozen, shuffled])), t(np.repeat(valid, 3, 0)))
+    assert s[0] < 0.9 and s[1] < 0.01 and s[2] < 0.2
+    # NumPy reference of the definition (two segments split at frame 12, a bounce).
+    seg = (k >= 12).astype(int)[None]
+    bounce = np.where(k < 12, 0.2 * k**2, 0.2 * 12**2 - 4 * (k - 12) + 0.2 * (k - 12) ** 2)
+    tr = np.stack([3.0 * k, bounce], -1)[None] + rng.normal(scale=0.3, size=(1, 32, 2))
+    fit = np.empty_like(tr)
+    for s_ in (0, 1):
+        sel = seg[0] == s_
+        for d in range(2):
+            fit[0, sel, d] = np.polyval(np.polyfit(k[sel], tr[0, sel, d], 2), k[sel])
+    r = tr - fit
+    e_fit = (np.diff(fit, axis=1) ** 2).sum()
+    e_res = (np.diff(r, axis=1) ** 2).sum()
+    ref = e_fit / (e_fit + e_res + 0.05**2 * 31)
+    assert smoothness(t(tr), t(valid), torch.from_numpy(seg)).item() == pytest.approx(ref, rel=1e-6)
+
+
+def _scene(rng, t=6, h=24, w=24):
+    bg = rng.random((3, h, w)) * 0.5 + 0.25
+    frames = np.repeat(bg[None], t, 0).copy()
+    masks = np.zeros((t, h, w), bool)
+    for i in range(t):
+        masks[i, 4 + i:10 + i, 6:12] = True
+        frames[i][:, masks[i]] = np.array([0.9, 0.1, 0.1])[:, None]
+    return frames[None], masks[None]
+
+
+def test_consistency_terms_numpy_and_direction():
+    rng = np.random.default_rng(6)
+    frames, masks = _scene(rng)
+    valid = np.ones((1, 6), bool)
+    t = torch.from_numpy
+    c_true = consistency(t(frames), t(masks), t(valid)).item()
+    assert c_true > 0.99
+    flicker = frames * (1 + 0.1 * (np.arange(6) % 2))[None, :, None, None, None]
+    recolour = frames.copy()
+    recolour[0, 3:][:, :, masks[0, 3]] = 0.5  # colour changes halfway (and keeps its shape)
+    for i in range(3, 6):
+        recolour[0, i][:, masks[0, i]] = np.array([0.1, 0.1, 0.9])[:, None]
+    shrink_m = masks.copy()
+    shrink_m[0, 3:, :, 9:] = False
+    out = consistency(t(np.concatenate([flicker, recolour, frames])),
+                      t(np.concatenate([masks, masks, shrink_m])), t(np.repeat(valid, 3, 0)))
+    assert (out < 0.6).all(), out
+    # d_col by hand: frames 3..5 of 5 are (0.1,0.1,0.9) vs (0.9,0.1,0.1) -> distance sqrt(1.28)
+    d_col, d_shape, d_bg = consistency_terms(t(recolour), t(masks), t(valid))
+    assert d_col.item() == pytest.approx(3 / 5 * math.sqrt(1.28), rel=1e-5)
+    assert d_shape.item() == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(7)
+    a, b = torch.from_numpy(_random_masks(rng, h=32, w=32)), torch.from_numpy(_random_masks(rng, h=32, w=32))
+    for fn in (chamfer_distance, mask_iou):
+        torch.testing.assert_close(fn(a.cuda(), b.cuda()).cpu(), fn(a, b), equal_nan=True)
+    c, ok = mask_centroids(a)
+    cc, okc = mask_centroids(a.cuda())
+    torch.testing.assert_close(cc.cpu(), c, equal_nan=True)
+    tr = torch.randn(2, 16, 2, dtype=torch.float64).cumsum(1)
+    v = torch.ones(2, 16, dtype=torch.bool)
+    torch.testing.assert_close(smoothness(tr.cuda(), v.cuda()).cpu(), smoothness(tr, v))
+    tt = torch.linspace(0, 1, 16, dtype=torch.float64).expand(2, 16)
+    torch.testing.assert_close(fit_acceleration(tt.cuda(), tr.cuda(), v.cuda()).cpu(), fit_acceleration(tt, tr, v))
+    frames, masks = _scene(rng)
+    f, m = torch.from_numpy(frames).float(), torch.from_numpy(masks)
+    vv = torch.ones(1, 6, dtype=torch.bool)
+    torch.testing.assert_close(consistency(f.cuda(), m.cuda(), vv.cuda()).cpu(), consistency(f, m, vv))
