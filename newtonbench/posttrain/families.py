@@ -1,0 +1,553 @@
+"""Supported diffusers image-to-video families, detected from a model folder's model_index.json.
+
+Each family is one adapter class that knows its pipeline's conventions, copied from the pipeline's own
+`__call__` and diffusers' training examples, so that what we train is what `pipe(...)` samples:
+
+- how a batch of first frames and prompts becomes conditioning (text embeddings, image latents, ...);
+- one denoising step (classifier-free guidance and the scheduler's step), written WITHOUT
+  `torch.no_grad` so that reward fine-tuning can backpropagate through the last K steps (DRaFT-K);
+- VAE decoding to frames in [0, 1];
+- the supervised loss of the model: flow matching for Wan, v-prediction DDPM for CogVideoX.
+
+Adding a family = one class registered in FAMILIES; the tests iterate the registry.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from newtonbench.errors import InvalidValueError, MissingDependencyError, NewtonBenchError
+from newtonbench.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+
+
+class ModelError(NewtonBenchError):
+    """A model folder that is missing, unreadable or of an unsupported family."""
+
+
+@dataclass
+class Conditioning:
+    """What one batch is conditioned on, computed once per batch without gradients."""
+
+    batch_size: int
+    height: int
+    width: int
+    num_frames: int
+    guidance_scale: float
+    prompt_embeds: object  # torch.Tensor
+    negative_prompt_embeds: object | None = None
+    image_embeds: object | None = None  # Wan 2.1: CLIP image tokens
+    image_latents: object | None = None  # Wan: mask + first-frame latents; CogVideoX: padded image latents
+    rotary: object | None = None  # CogVideoX: 3D RoPE (cos, sin)
+    ofs: object | None = None  # CogVideoX 1.5: ofs embedding input
+
+    @property
+    def cfg(self) -> bool:
+        return self.guidance_scale > 1.0
+
+
+class VideoFamily:
+    """Base class: the conventions of one diffusers image-to-video pipeline class."""
+
+    name: str = ""
+    pipeline_class: str = ""
+    description: str = ""
+    default_guidance: float = 5.0
+    lora_target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    temporal_factor: int = 4  # both VAEs compress time by 4: valid frame counts are 4k+1
+
+    # --- loading ---------------------------------------------------------------------------------
+    def torch_dtype(self, dtype):
+        return dtype
+
+    def load(self, model_dir: Path, dtype):
+        import diffusers
+
+        cls = getattr(diffusers, self.pipeline_class)
+        try:
+            pipe = cls.from_pretrained(str(model_dir), torch_dtype=self.torch_dtype(dtype), local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{model_dir}: cannot load {self.pipeline_class} ({e.__class__.__name__}: {e})") from e
+        self.check_supported(pipe, model_dir)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def check_supported(self, pipe, model_dir: Path) -> None:
+        """Raise ModelError for variants of the family whose conventions are not implemented."""
+
+    def denoiser_names(self, pipe) -> list[str]:
+        """The pipeline components that get LoRA adapters (in this order everywhere)."""
+        return ["transformer"]
+
+    def lora_weight_name(self, component: str) -> str:
+        return LORA_WEIGHT_NAME if component == "transformer" else f"pytorch_lora_weights_{component}.safetensors"
+
+    # --- sizes -----------------------------------------------------------------------------------
+    def spatial_multiple(self, pipe) -> int:
+        raise NotImplementedError
+
+    def resolution(self, pipe, bench_height: int, bench_width: int, height=None, width=None) -> tuple[int, int]:
+        """Training/sampling resolution: the user's, else the bench's rounded down to the model's grid."""
+        m = self.spatial_multiple(pipe)
+        h = height if height is not None else max(m, bench_height // m * m)
+        w = width if width is not None else max(m, bench_width // m * m)
+        for name, v in (("height", h), ("width", w)):
+            if v % m:
+                raise InvalidValueError(f"{name}={v} is not a multiple of {m}; allowed for {self.name}: multiples of {m}")
+        return h, w
+
+    def frames_at_most(self, n: int) -> int:
+        """The largest frame count the model accepts that is <= n (4k+1)."""
+        if n < 1:
+            raise InvalidValueError(f"frames={n}; allowed: >= 1")
+        return (n - 1) // self.temporal_factor * self.temporal_factor + 1
+
+    def frames_at_least(self, n: int) -> int:
+        """The smallest frame count the model accepts that is >= n (4k+1)."""
+        k = -(-(max(n, 1) - 1) // self.temporal_factor)
+        return k * self.temporal_factor + 1
+
+    def check_frames(self, n: int) -> None:
+        if (n - 1) % self.temporal_factor:
+            raise InvalidValueError(
+                f"frames={n}; allowed for {self.name}: 4k+1 (e.g. {self.frames_at_most(n)} or {self.frames_at_least(n)})"
+            )
+
+    def call_kwargs(self, pipe) -> dict:
+        """Extra keyword arguments for `pipe(...)` so that sampling matches training's conditioning."""
+        return {}
+
+    # --- the model's conventions, implemented per family ----------------------------------------
+    def encode(self, pipe, first_frames, prompts, num_frames: int, guidance_scale: float, generator=None) -> Conditioning:
+        """first_frames: float [B, 3, H, W] in [0, 1]; prompts: list of B strings. No gradients."""
+        raise NotImplementedError
+
+    def initial_latents(self, pipe, cond: Conditioning, generator=None):
+        raise NotImplementedError
+
+    def set_timesteps(self, pipe, num_inference_steps: int):
+        pipe.scheduler.set_timesteps(num_inference_steps, device=pipe.transformer.device)
+        return pipe.scheduler.timesteps
+
+    def step(self, pipe, nets, latents, t, i: int, timesteps, cond: Conditioning, state: dict):
+        """One denoising step x_t -> x_{t-1}; differentiable (no torch.no_grad here)."""
+        raise NotImplementedError
+
+    def decode(self, pipe, latents):
+        """Latents -> frames float [B, T, 3, H, W] in [0, 1]; differentiable."""
+        raise NotImplementedError
+
+    def sft_loss(self, pipe, nets, video, cond: Conditioning, generator=None):
+        """The model's own denoising loss on a clip (video: float [B, T, 3, H, W] in [0, 1])."""
+        raise NotImplementedError
+
+    # --- shared helpers --------------------------------------------------------------------------
+    def generate(self, pipe, nets, cond: Conditioning, num_inference_steps: int, backprop_steps: int = 0,
+                 generator=None):
+        """Sample from noise; only the last `backprop_steps` denoising steps keep gradients (DRaFT-K).
+
+        Returns final latents. With backprop_steps=0 nothing keeps gradients (plain sampling).
+        """
+        import torch
+
+        latents = self.initial_latents(pipe, cond, generator)
+        timesteps = self.set_timesteps(pipe, num_inference_steps)
+        first_grad = len(timesteps) - backprop_steps
+        state: dict = {}
+        for i, t in enumerate(timesteps):
+            with torch.set_grad_enabled(backprop_steps > 0 and i >= first_grad and torch.is_grad_enabled()):
+                latents = self.step(pipe, nets, latents, t, i, timesteps, cond, state)
+        return latents
+
+    @staticmethod
+    def _device(pipe):
+        return pipe.transformer.device
+
+    @staticmethod
+    def _dtype(pipe):
+        return pipe.transformer.dtype
+
+
+def _randn(shape, generator, device, dtype):
+    from diffusers.utils.torch_utils import randn_tensor
+
+    return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+
+
+def _to_pil(first_frames):
+    """float [B, 3, H, W] in [0, 1] -> list of PIL images, as the pipelines' image processors expect."""
+    from PIL import Image
+
+    arr = (first_frames.detach().float().clamp(0, 1) * 255).round().to("cpu").byte().permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a) for a in arr]
+
+
+FAMILIES: Registry[VideoFamily] = Registry("model family")
+
+
+class WanFamily(VideoFamily):
+    """Wan 2.1 I2V (one transformer + CLIP image encoder) and Wan 2.2 I2V A14B (two experts split at
+    `boundary_ratio`, no image encoder). Flow matching: x_t = (1 - s) x_0 + s eps, the transformer
+    predicts eps - x_0 at timestep 1000 s."""
+
+    name = "wan"
+    pipeline_class = "WanImageToVideoPipeline"
+    description = "Wan 2.1 / 2.2 image-to-video (WanImageToVideoPipeline)"
+    default_guidance = 5.0
+    max_sequence_length = 512  # the pipeline's default
+
+    def torch_dtype(self, dtype):
+        # Wan's model cards load the VAE and the CLIP image encoder in float32; only the big parts in dtype.
+        import torch
+
+        return {"transformer": dtype, "transformer_2": dtype, "text_encoder": dtype, "default": torch.float32}
+
+    def check_supported(self, pipe, model_dir):
+        if pipe.config.expand_timesteps:
+            raise ModelError(
+                f"{model_dir}: Wan 2.2 TI2V (expand_timesteps=True) is not supported yet; supported: Wan 2.1 I2V, Wan 2.2 I2V A14B"
+            )
+        if pipe.transformer is None:
+            raise ModelError(f"{model_dir}: WanImageToVideoPipeline without `transformer` is not supported")
+
+    def denoiser_names(self, pipe):
+        return ["transformer"] + (["transformer_2"] if pipe.transformer_2 is not None else [])
+
+    def spatial_multiple(self, pipe):
+        return pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
+
+    def _latent_stats(self, pipe, device, dtype):
+        import torch
+
+        z = pipe.vae.config.z_dim
+        mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z, 1, 1, 1).to(device, dtype)
+        inv_std = 1.0 / torch.tensor(pipe.vae.config.latents_std).view(1, z, 1, 1, 1).to(device, dtype)
+        return mean, inv_std
+
+    def _encode_video(self, pipe, video_bcthw, sample_mode: str, generator=None):
+        """[B, 3, T, H, W] in [-1, 1] -> normalised latents, float32 (as the pipeline's prepare_latents)."""
+        import torch
+
+        dist = pipe.vae.encode(video_bcthw.to(pipe.vae.device, pipe.vae.dtype)).latent_dist
+        lat = dist.mode() if sample_mode == "argmax" else dist.sample(generator)
+        mean, inv_std = self._latent_stats(pipe, lat.device, torch.float32)
+        return (lat.float() - mean) * inv_std
+
+    def encode(self, pipe, first_frames, prompts, num_frames, guidance_scale, generator=None):
+        import torch
+
+        self.check_frames(num_frames)
+        device, tdtype = self._device(pipe), self._dtype(pipe)
+        b, _, h, w = first_frames.shape
+        cfg = guidance_scale > 1.0
+        with torch.no_grad():
+            pe, npe = pipe.encode_prompt(
+                prompt=list(prompts),
+                negative_prompt=[""] * b if cfg else None,
+                do_classifier_free_guidance=cfg,
+                num_videos_per_prompt=1,
+                max_sequence_length=self.max_sequence_length,
+                device=device,
+            )
+            image_embeds = None
+            if pipe.transformer.config.image_dim is not None:  # only Wan 2.1 I2V takes CLIP image tokens
+                image_embeds = pipe.encode_image(_to_pil(first_frames), device).to(tdtype)
+            # As WanImageToVideoPipeline.prepare_latents: the first frame followed by zeros, VAE-encoded,
+            # plus a 4-channel mask marking the (4 temporally compressed) first-frame positions.
+            # (Its own prepare_latents repeats an already batched condition B times, so it is written out.)
+            image = first_frames.to(device, torch.float32) * 2 - 1
+            video_condition = torch.cat([image[:, :, None], image.new_zeros(b, 3, num_frames - 1, h, w)], dim=2)
+            latent_condition = self._encode_video(pipe, video_condition, "argmax").to(device)
+            lh, lw = h // pipe.vae_scale_factor_spatial, w // pipe.vae_scale_factor_spatial
+            tf = pipe.vae_scale_factor_temporal
+            mask = torch.ones(b, 1, num_frames, lh, lw, device=device)
+            mask[:, :, 1:] = 0
+            mask = torch.cat([mask[:, :, :1].repeat_interleave(tf, dim=2), mask[:, :, 1:]], dim=2)
+            mask = mask.view(b, -1, tf, lh, lw).transpose(1, 2)
+            condition = torch.cat([mask, latent_condition], dim=1)
+        return Conditioning(
+            batch_size=b, height=h, width=w, num_frames=num_frames, guidance_scale=guidance_scale,
+            prompt_embeds=pe.to(tdtype), negative_prompt_embeds=None if npe is None else npe.to(tdtype),
+            image_embeds=image_embeds, image_latents=condition,
+        )
+
+    def initial_latents(self, pipe, cond, generator=None):
+        import torch
+
+        lat_frames = (cond.num_frames - 1) // pipe.vae_scale_factor_temporal + 1
+        s = pipe.vae_scale_factor_spatial
+        shape = (cond.batch_size, pipe.vae.config.z_dim, lat_frames, cond.height // s, cond.width // s)
+        return _randn(shape, generator, self._device(pipe), torch.float32)
+
+    def _boundary(self, pipe):
+        r = pipe.config.boundary_ratio
+        return None if r is None else r * pipe.scheduler.config.num_train_timesteps
+
+    def _net_for(self, pipe, nets, t):
+        boundary = self._boundary(pipe)
+        return nets[0] if boundary is None or t >= boundary else nets[1]
+
+    def _predict(self, net, x, timestep, cond, pipe):
+        return net(
+            hidden_states=x.to(self._dtype(pipe)),
+            timestep=timestep,
+            encoder_hidden_states=cond.prompt_embeds,
+            encoder_hidden_states_image=cond.image_embeds,
+            return_dict=False,
+        )[0]
+
+    def step(self, pipe, nets, latents, t, i, timesteps, cond, state):
+        import torch
+
+        net = self._net_for(pipe, nets, t)
+        x = torch.cat([latents, cond.image_latents.to(latents.dtype)], dim=1)
+        timestep = t.expand(latents.shape[0])
+        pred = self._predict(net, x, timestep, cond, pipe)
+        if cond.cfg:
+            uncond_cond = Conditioning(**{**cond.__dict__, "prompt_embeds": cond.negative_prompt_embeds})
+            uncond = self._predict(net, x, timestep, uncond_cond, pipe)
+            pred = uncond + cond.guidance_scale * (pred - uncond)
+        return pipe.scheduler.step(pred.float(), t, latents, return_dict=False)[0].float()
+
+    def decode(self, pipe, latents):
+        mean, inv_std = self._latent_stats(pipe, latents.device, latents.dtype)
+        z = (latents / inv_std + mean).to(pipe.vae.device, pipe.vae.dtype)
+        video = pipe.vae.decode(z, return_dict=False)[0]  # [B, 3, T, H, W] in [-1, 1]
+        return (video.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
+
+    def _shift(self, pipe) -> float:
+        cfg = pipe.scheduler.config
+        for key in ("shift", "flow_shift"):  # FlowMatchEuler calls it shift, UniPC (Wan's default) flow_shift
+            if cfg.get(key) is not None:
+                return float(cfg[key])
+        return 1.0
+
+    def sft_loss(self, pipe, nets, video, cond, generator=None):
+        import torch
+
+        device = self._device(pipe)
+        b = video.shape[0]
+        with torch.no_grad():
+            x0 = self._encode_video(pipe, video.permute(0, 2, 1, 3, 4).to(device) * 2 - 1, "sample", generator)
+        noise = _randn(x0.shape, generator, device, torch.float32)
+        # Logit-normal timesteps (SD3's default density), shifted like the sampler's sigmas.
+        n_draws = 1 if len(nets) > 1 else b  # two experts: one timestep per batch so one expert sees it
+        u = torch.sigmoid(_randn((n_draws,), generator, device, torch.float32)).expand(b)
+        shift = self._shift(pipe)
+        sigma = shift * u / (1 + (shift - 1) * u)
+        timestep = sigma * pipe.scheduler.config.num_train_timesteps
+        s = sigma.view(b, 1, 1, 1, 1)
+        noisy = (1 - s) * x0 + s * noise
+        target = noise - x0
+        net = self._net_for(pipe, nets, timestep[0])
+        x = torch.cat([noisy, cond.image_latents.to(noisy.dtype)], dim=1)
+        pred = self._predict(net, x, timestep, cond, pipe)
+        return torch.nn.functional.mse_loss(pred.float(), target)
+
+
+class CogVideoXFamily(VideoFamily):
+    """CogVideoX 1.0 I2V (CogVideoX-5b-I2V): v-prediction DDIM; the first frame's latents are
+    concatenated on the channel axis of every latent frame (zeros after the first)."""
+
+    name = "cogvideox"
+    pipeline_class = "CogVideoXImageToVideoPipeline"
+    description = "CogVideoX image-to-video (CogVideoXImageToVideoPipeline)"
+    default_guidance = 6.0
+
+    def check_supported(self, pipe, model_dir):
+        if pipe.transformer.config.patch_size_t is not None:
+            raise ModelError(f"{model_dir}: CogVideoX 1.5 (patch_size_t set) is not supported yet; supported: CogVideoX 1.0 I2V")
+
+    def spatial_multiple(self, pipe):
+        return pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size
+
+    def resolution(self, pipe, bench_height, bench_width, height=None, width=None):
+        cfg = pipe.transformer.config
+        if cfg.use_learned_positional_embeddings:
+            # Learned positional embeddings exist only for the training size (diffusers' CogVideoXPatchEmbed
+            # refuses any other), so this model runs at that size and its outputs are resized to the bench's.
+            s = pipe.vae_scale_factor_spatial
+            fixed = (cfg.sample_height * s, cfg.sample_width * s)
+            if (height or fixed[0], width or fixed[1]) != fixed:
+                raise InvalidValueError(
+                    f"resolution {width}x{height}; allowed for this CogVideoX model: {fixed[1]}x{fixed[0]} only"
+                    " (learned positional embeddings)"
+                )
+            return fixed
+        return super().resolution(pipe, bench_height, bench_width, height, width)
+
+    def call_kwargs(self, pipe):
+        # The pipeline defaults to 226 text tokens; the transformer's positional table fixes the count.
+        return {"max_sequence_length": pipe.transformer.config.max_text_seq_length}
+
+    def _scale(self, pipe):
+        # CogVideoX 1.5 divides instead of multiplying (diffusers' invert_scale_latents).
+        f = pipe.vae_scaling_factor_image
+        return 1 / f if pipe.vae.config.get("invert_scale_latents") else f
+
+    def _encode_frames(self, pipe, video_bcthw, generator):
+        lat = pipe.vae.encode(video_bcthw.to(pipe.vae.device, pipe.vae.dtype)).latent_dist.sample(generator)
+        return (lat * self._scale(pipe)).permute(0, 2, 1, 3, 4)  # [B, F, C, h, w]
+
+    def encode(self, pipe, first_frames, prompts, num_frames, guidance_scale, generator=None, image_noise=None):
+        import torch
+
+        self.check_frames(num_frames)
+        device, tdtype = self._device(pipe), self._dtype(pipe)
+        b, _, h, w = first_frames.shape
+        cfg = guidance_scale > 1.0
+        with torch.no_grad():
+            pe, npe = pipe.encode_prompt(
+                prompt=list(prompts),
+                negative_prompt=[""] * b if cfg else None,
+                do_classifier_free_guidance=cfg,
+                num_videos_per_prompt=1,
+                max_sequence_length=pipe.transformer.config.max_text_seq_length,
+                device=device,
+            )
+            image = (first_frames.to(device, torch.float32) * 2 - 1)[:, :, None]
+            if image_noise is not None:  # training-time augmentation (diffusers' CogVideoX I2V LoRA script)
+                image = image + image_noise
+            # One encode per image, as the pipeline does, so the generator draws in the same order.
+            image_latents = torch.cat([self._encode_frames(pipe, image[j : j + 1], generator) for j in range(b)])
+            lat_frames = (num_frames - 1) // pipe.vae_scale_factor_temporal + 1
+            pad = image_latents.new_zeros(b, lat_frames - 1, *image_latents.shape[2:])
+            image_latents = torch.cat([image_latents, pad], dim=1).to(tdtype)
+            rotary = None
+            if pipe.transformer.config.use_rotary_positional_embeddings:
+                rotary = pipe._prepare_rotary_positional_embeddings(h, w, lat_frames, device)
+            ofs = None
+            if pipe.transformer.config.ofs_embed_dim is not None:
+                ofs = image_latents.new_full((1,), fill_value=2.0)
+        return Conditioning(
+            batch_size=b, height=h, width=w, num_frames=num_frames, guidance_scale=guidance_scale,
+            prompt_embeds=pe.to(tdtype), negative_prompt_embeds=None if npe is None else npe.to(tdtype),
+            image_latents=image_latents, rotary=rotary, ofs=ofs,
+        )
+
+    def initial_latents(self, pipe, cond, generator=None):
+        import torch
+
+        lat_frames = (cond.num_frames - 1) // pipe.vae_scale_factor_temporal + 1
+        s = pipe.vae_scale_factor_spatial
+        c = pipe.transformer.config.in_channels // 2
+        shape = (cond.batch_size, lat_frames, c, cond.height // s, cond.width // s)
+        # The pipeline draws the noise in the prompt embeddings' dtype; we keep float32 latents and cast.
+        noise = _randn(shape, generator, self._device(pipe), cond.prompt_embeds.dtype).float()
+        return noise * pipe.scheduler.init_noise_sigma
+
+    def _predict(self, net, x, timestep, embeds, cond, pipe):
+        return net(
+            hidden_states=x.to(self._dtype(pipe)),
+            encoder_hidden_states=embeds,
+            timestep=timestep,
+            ofs=cond.ofs,
+            image_rotary_emb=cond.rotary,
+            return_dict=False,
+        )[0].float()
+
+    def step(self, pipe, nets, latents, t, i, timesteps, cond, state):
+        import torch
+        from diffusers import CogVideoXDPMScheduler
+
+        sch = pipe.scheduler
+        x = torch.cat([latents] * 2) if cond.cfg else latents
+        x = sch.scale_model_input(x, t)
+        img = torch.cat([cond.image_latents] * 2) if cond.cfg else cond.image_latents
+        x = torch.cat([x, img.to(x.dtype)], dim=2)
+        embeds = torch.cat([cond.negative_prompt_embeds, cond.prompt_embeds]) if cond.cfg else cond.prompt_embeds
+        pred = self._predict(nets[0], x, t.expand(x.shape[0]), embeds, cond, pipe)
+        if cond.cfg:
+            uncond, text = pred.chunk(2)
+            pred = uncond + cond.guidance_scale * (text - uncond)
+        kwargs = {"eta": 0.0} if "eta" in inspect.signature(sch.step).parameters else {}
+        if isinstance(sch, CogVideoXDPMScheduler):
+            latents, state["old_pred_original_sample"] = sch.step(
+                pred, state.get("old_pred_original_sample"), t, timesteps[i - 1] if i > 0 else None, latents,
+                return_dict=False, **kwargs,
+            )
+        else:
+            latents = sch.step(pred, t, latents, return_dict=False, **kwargs)[0]
+        return latents.float()
+
+    def decode(self, pipe, latents):
+        z = latents.permute(0, 2, 1, 3, 4) / self._scale(pipe)
+        video = pipe.vae.decode(z.to(pipe.vae.device, pipe.vae.dtype)).sample  # [B, 3, T, H, W] in [-1, 1]
+        return (video.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
+
+    def sft_loss(self, pipe, nets, video, cond, generator=None):
+        """diffusers' examples/cogvideo/train_cogvideox_image_to_video_lora.py: v-prediction, written as an
+        x0 loss weighted by 1 / (1 - alpha_bar_t)."""
+        import torch
+
+        sch = pipe.scheduler
+        if sch.config.prediction_type != "v_prediction":
+            raise InvalidValueError(
+                f"scheduler prediction_type={sch.config.prediction_type!r}; allowed for CogVideoX SFT: 'v_prediction'"
+            )
+        device = self._device(pipe)
+        b = video.shape[0]
+        with torch.no_grad():
+            x0 = self._encode_frames(pipe, video.permute(0, 2, 1, 3, 4).to(device) * 2 - 1, generator).float()
+        noise = _randn(x0.shape, generator, device, torch.float32)
+        timesteps = torch.randint(0, sch.config.num_train_timesteps, (b,), generator=generator,
+                                  device=generator.device if generator is not None else "cpu").to(device)
+        noisy = sch.add_noise(x0, noise, timesteps)
+        x = torch.cat([noisy, cond.image_latents.to(noisy.dtype)], dim=2)
+        out = self._predict(nets[0], x, timesteps, cond.prompt_embeds, cond, pipe)
+        pred_x0 = sch.get_velocity(out, noisy, timesteps)  # v -> x0: sqrt(a) x_t - sqrt(1 - a) v
+        alphas = sch.alphas_cumprod.to(device)[timesteps]
+        weights = (1 / (1 - alphas)).view(b, 1, 1, 1, 1)
+        return (weights * (pred_x0 - x0) ** 2).reshape(b, -1).mean(dim=1).mean()
+
+    def sft_conditioning(self, pipe, first_frames, prompts, num_frames, generator=None):
+        """The training script's first-frame noise augmentation: sigma = exp(N(-3, 0.5))."""
+        import torch
+
+        b = first_frames.shape[0]
+        sigma = torch.exp(-3.0 + 0.5 * _randn((b, 1, 1, 1, 1), generator, self._device(pipe), torch.float32))
+        noise = _randn((b, 3, 1, *first_frames.shape[-2:]), generator, self._device(pipe), torch.float32) * sigma
+        return self.encode(pipe, first_frames, prompts, num_frames, 1.0, generator, image_noise=noise)
+
+
+FAMILIES.register("wan", WanFamily())
+FAMILIES.register("cogvideox", CogVideoXFamily())
+
+
+def supported() -> str:
+    return "; ".join(f"{n}: {FAMILIES.get(n).description}" for n in FAMILIES)
+
+
+def detect_family(model_dir: str | Path) -> VideoFamily:
+    """The family of a local diffusers pipeline folder, from model_index.json's `_class_name`."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(f"model folder {str(model_dir)!r} does not exist; pass a local diffusers pipeline folder")
+    index = model_dir / "model_index.json"
+    if not index.is_file():
+        raise ModelError(f"{model_dir}: no model_index.json; not a diffusers pipeline folder (save_pretrained writes one)")
+    try:
+        class_name = json.loads(index.read_text()).get("_class_name")
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise ModelError(f"{index}: unreadable ({e})") from e
+    for name in FAMILIES:
+        family = FAMILIES.get(name)
+        if family.pipeline_class == class_name:
+            return family
+    raise ModelError(f"{model_dir}: pipeline class {class_name!r} is not supported; supported families: {supported()}")
+
+
+def require_train_deps() -> None:
+    for module, package in (("diffusers", "diffusers"), ("peft", "peft"), ("accelerate", "accelerate"),
+                            ("transformers", "transformers")):
+        try:
+            __import__(module)
+        except ImportError:
+            raise MissingDependencyError(package, "train", "post-training and sampling") from None
