@@ -202,6 +202,9 @@ class WanFamily(VideoFamily):
     description = "Wan 2.1 / 2.2 image-to-video (WanImageToVideoPipeline)"
     default_guidance = 5.0
     max_sequence_length = 512  # the pipeline's default
+    # Wan 2.1 I2V's cross-attention has extra key/value projections for the CLIP image tokens; adapting
+    # them too also stops diffusers' loader from padding the LoRA with zero weights for them.
+    lora_target_modules = ("to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj")
 
     def torch_dtype(self, dtype):
         # Wan's model cards load the VAE and the CLIP image encoder in float32; only the big parts in dtype.

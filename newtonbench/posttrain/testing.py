@@ -49,11 +49,13 @@ def build_tiny_wan(folder: str | Path, two_experts: bool = False, size: int = 32
                            temperal_downsample=[False, True, True])
 
     def transformer(image_dim):
+        # Like Wan 2.1 I2V's config, image tokens get their own key/value projections (added_kv_proj_dim).
         torch.manual_seed(0)
         return WanTransformer3DModel(
             patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
             text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
             qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=image_dim,
+            added_kv_proj_dim=None if image_dim is None else 24,
         )
 
     parts = dict(tokenizer=tok, text_encoder=tiny_text_encoder(len(tok), umt5=True), vae=vae,
