@@ -45,19 +45,18 @@ def encode_preview(video: Path, out: Path, fps_hint: float | None = None, max_si
     h, w = frames.shape[1:3]
     scale = min(1.0, max_side / max(h, w))
     # Even sizes: the encoder works in 4:2:0.
-    nw, nh = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
+    nw, nh = max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
     rate = Fraction(clip.fps / step).limit_denominator(1000) if clip.fps > 0 else Fraction(8)
-    with atomic_path(out, suffix=".webp") as tmp:
-        with av.open(str(tmp), mode="w", format="webp") as container:
-            stream = container.add_stream("libwebp_anim", rate=rate)
-            stream.width, stream.height, stream.pix_fmt = nw, nh, "yuv420p"
-            stream.options = {"loop": "0", "quality": "75"}
-            for f in frames:
-                small = cv2.resize(f, (nw, nh), interpolation=cv2.INTER_AREA) if (nw, nh) != (w, h) else f
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(out, suffix=".webp") as tmp, av.open(str(tmp), mode="w", format="webp") as container:
+        stream = container.add_stream("libwebp_anim", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = nw, nh, "yuv420p"
+        stream.options = {"loop": "0", "quality": "75"}
+        for f in frames:
+            small = cv2.resize(f, (nw, nh), interpolation=cv2.INTER_AREA) if (nw, nh) != (w, h) else f
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return out
 
 

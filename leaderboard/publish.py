@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from newtonbench.atomic import write_text
-from newtonbench.errors import InvalidValueError
 from newtonbench.leaderboard.aggregate import Leaderboard, build
 from newtonbench.leaderboard.runs import load_runs
 from newtonbench.leaderboard.tables import standard_tables, write_csv, write_latex, write_markdown
+
+from newtonbench.atomic import write_text
+from newtonbench.errors import InvalidValueError
 
 log = logging.getLogger(__name__)
 

@@ -189,11 +189,13 @@ def write_markdown(lb: Leaderboard, tables: list[Table], title: str) -> str:
     parts = [
         f"# {md_escape(title)}",
         "",
-        f"Benchmark manifest `{str(b.get('manifest_sha256', ''))[:12]}`, split `{lb.split}`, "
-        f"{len(lb.models)} model(s). Each cell is the mean over the model's runs ± their standard deviation "
-        "(no ± for a single run); the best value per column is in bold; — is missing. "
-        "Ranked by the Newton score: the mean over primitives of coverage × min(r, 1/r) × (1 − l2_norm), "
-        "r the mean acceleration ratio (fitted / true).",
+        (
+            f"Benchmark manifest `{str(b.get('manifest_sha256', ''))[:12]}`, split `{lb.split}`, "
+            f"{len(lb.models)} model(s). Each cell is the mean over the model's runs ± their standard deviation "
+            "(no ± for a single run); the best value per column is in bold; — is missing. "
+            "Ranked by the Newton score: the mean over primitives of coverage × min(r, 1/r) × (1 − l2_norm), "
+            "r the mean acceleration ratio (fitted / true)."
+        ),
     ]
     for t in tables:
         parts += ["", f"## {md_header(t.title)}", "", table_markdown(t)]

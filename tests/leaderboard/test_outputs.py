@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from lb_fixtures import fall, row, write_results
+from newtonbench.leaderboard import publish
 
 from newtonbench.cli import cli
-from newtonbench.leaderboard import publish
 
 NASTY = '<img src=x onerror="alert(1)">|*x*_{}&</script>'
 
@@ -35,7 +35,7 @@ def site(tmp_path_factory):
 
 
 def test_markdown_table(site):
-    lb, files = site
+    _, files = site
     md = files["md"].read_text()
     lines = md.splitlines()
     header = next(ln for ln in lines if ln.startswith("| # | model"))
@@ -56,7 +56,7 @@ def test_markdown_table(site):
 
 
 def test_csv_is_tidy_and_exact(site):
-    lb, files = site
+    _, files = site
     rows = list(csv.DictReader(io.StringIO(files["csv"].read_text())))
     got = {(r["model"], r["primitive"], r["distribution"], r["field"]): r for r in rows}
     c = got[("alpha", "all", "all", "l2")]
@@ -68,7 +68,7 @@ def test_csv_is_tidy_and_exact(site):
 
 
 def test_latex_booktabs(site):
-    lb, files = site
+    _, files = site
     tex = files["tex"].read_text()
     assert tex.count("\\toprule") == tex.count("\\bottomrule") == tex.count("\\midrule") >= 4
     assert "\\textbf{4.50 $\\pm$ 0.71}" in tex
@@ -80,11 +80,11 @@ def test_latex_booktabs(site):
 
 
 def test_html_escapes_model_strings(site):
-    lb, files = site
+    _, files = site
     page = files["html"].read_text()
     assert "<img" not in page and "<b>bold" not in page
     assert page.count("</script>") == 2  # the data block and the script: nothing closed them early
-    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>', page, re.S).group(1))
+    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>', page, re.DOTALL).group(1))
     names = [m["name"] for m in data["models"]]
     assert NASTY in names and names[0] == "alpha"
     links = {m["name"]: m["link"] for m in data["models"]}
@@ -99,7 +99,7 @@ def test_html_escapes_model_strings(site):
 
 
 def test_cli_writes_everything_and_prints_ranking(site, tmp_path):
-    lb, files = site
+    _, files = site
     results = files["md"].parent.parent / "r"
     res = CliRunner().invoke(cli, ["leaderboard", str(results), "--out", str(tmp_path / "s"), "--previews", "0",
                                    "--format", "md", "--format", "csv", "--metrics", "score,accel_ratio"])
@@ -125,8 +125,8 @@ def test_previews_are_animated_webp(tmp_path):
     write_video(videos / "free_fall-test-id-000000.mp4", frames, fps=16)
     write_results(tmp_path / "r", "alpha", [row("free_fall", "id", 0, **fall(1.0, 2.0))],
                   config={"videos": str(videos)})
-    lb, files = publish([tmp_path / "r"], tmp_path / "site", previews=1, progress=False)
-    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>', files["html"].read_text(), re.S).group(1))
+    _, files = publish([tmp_path / "r"], tmp_path / "site", previews=1, progress=False)
+    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>', files["html"].read_text(), re.DOTALL).group(1))
     (ex,) = data["previews"]
     assert ex["clip_id"] == "free_fall-test-id-000000" and ex["truth"] is None  # the bench is gone
     webp = (tmp_path / "site" / ex["models"][0]).read_bytes()
