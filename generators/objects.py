@@ -1,0 +1,159 @@
+"""The objects a clip can show: PyBullet primitive shapes and meshes shipped in `pybullet_data`.
+
+Every object is normalised so that its largest bounding-box extent equals the clip's
+`object_size_m`, and its body origin (the point whose trajectory is the ground truth) sits at the
+centre of its bounding box, which for the symmetric shapes is the centre of mass.
+
+Train and test use disjoint object sets (DESIGN.md): each object belongs to exactly one split, and
+ramps (which need a flat or round contact face) have their own pools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from newtonbench.errors import UnknownNameError
+from newtonbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class ObjectDef:
+    name: str
+    noun: str  # used in prompts ("a small red <noun>")
+    kind: str  # box | sphere | cylinder | capsule | mesh
+    # Extents along the body's x, y, z (after `orientation_euler`) for unit size; the largest is 1.
+    unit_extents: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mesh: str | None = None  # file inside pybullet_data
+    textured: bool = True  # False for meshes without texture coordinates: plain colour only
+    orientation_euler: tuple[float, float, float] = (0.0, 0.0, 0.0)  # mesh/shape -> z-up body frame
+    split: str = "train"
+    use: str = "flight"  # flight | ramp
+
+
+OBJECTS: Registry[ObjectDef] = Registry("object")
+
+
+def _add(o: ObjectDef) -> None:
+    OBJECTS.register(o.name, o)
+
+
+# Free-flight objects (free_fall, horizontal_throw, parabolic_throw).
+_add(ObjectDef("sphere", "ball", "sphere", split="train"))
+_add(ObjectDef("cube", "cube", "box", split="train"))
+_add(ObjectDef("cylinder", "cylinder", "cylinder", (0.7, 0.7, 1.0), split="train"))
+_add(ObjectDef("duck", "rubber duck", "mesh", mesh="duck.obj", orientation_euler=(np.pi / 2, 0.0, 0.0), split="train"))
+_add(ObjectDef("torus", "ring", "mesh", mesh="torus/torus_textured.obj", orientation_euler=(np.pi / 2, 0.0, 0.0),
+               split="train"))
+_add(ObjectDef("soccer_ball", "soccer ball", "mesh", mesh="soccerball.obj", split="test"))
+_add(ObjectDef("capsule", "capsule", "capsule", (0.5, 0.5, 1.0), split="test"))
+_add(ObjectDef("teddy", "teddy bear", "mesh", mesh="teddy2_VHACD_CHs.obj", textured=False,
+               orientation_euler=(np.pi / 2, 0.0, 0.0), split="test"))
+_add(ObjectDef("bunny", "bunny", "mesh", mesh="bunny.obj", textured=False, orientation_euler=(np.pi / 2, 0.0, 0.0),
+               split="test"))
+_add(ObjectDef("long_box", "box", "box", (1.0, 0.5, 0.5), split="test"))
+# Ramp objects: they slide (infinite rotational inertia, see simulation.py) on a flat or round face.
+_add(ObjectDef("block", "wooden block", "box", (1.0, 0.8, 0.8), split="train", use="ramp"))
+_add(ObjectDef("brick", "brick", "box", (1.0, 0.5, 0.45), split="train", use="ramp"))
+_add(ObjectDef("barrel", "barrel", "cylinder", (0.8, 1.0, 0.8), orientation_euler=(np.pi / 2, 0.0, 0.0),
+               split="train", use="ramp"))
+_add(ObjectDef("slab", "slab", "box", (1.0, 1.0, 0.3), split="test", use="ramp"))
+_add(ObjectDef("ball", "ball", "sphere", split="test", use="ramp"))
+_add(ObjectDef("crate", "crate", "box", (0.9, 0.9, 1.0), split="test", use="ramp"))
+
+
+def get_object(name: str) -> ObjectDef:
+    return OBJECTS.get(name)
+
+
+def pool(split: str, use: str) -> list[str]:
+    """Object names a clip of this split and kind (flight | ramp) draws from, in a fixed order."""
+    return [n for n in OBJECTS if OBJECTS.get(n).split == split and OBJECTS.get(n).use == use]
+
+
+def check_object(name: str) -> ObjectDef:
+    if name not in OBJECTS:
+        raise UnknownNameError("object", name, OBJECTS.names())
+    return OBJECTS.get(name)
+
+
+def data_path() -> Path:
+    import pybullet_data
+
+    return Path(pybullet_data.getDataPath())
+
+
+@lru_cache(maxsize=None)
+def mesh_bounds(mesh: str) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, extents) of a pybullet_data mesh's vertices, in its file's units."""
+    verts = []
+    with open(data_path() / mesh) as f:
+        for line in f:
+            if line.startswith("v "):
+                verts.append([float(x) for x in line.split()[1:4]])
+    v = np.asarray(verts)
+    lo, hi = v.min(0), v.max(0)
+    return (lo + hi) / 2.0, hi - lo
+
+
+def _rot(euler) -> np.ndarray:
+    import pybullet as p
+
+    return np.asarray(p.getMatrixFromQuaternion(p.getQuaternionFromEuler(euler))).reshape(3, 3)
+
+
+def body_extents(obj: ObjectDef, size: float) -> np.ndarray:
+    """Extents (x, y, z) of the object in its body frame, metres."""
+    if obj.kind != "mesh":
+        return np.asarray(obj.unit_extents) * size
+    _, ext = mesh_bounds(obj.mesh)
+    ext_body = np.abs(_rot(obj.orientation_euler)) @ ext
+    return ext_body / ext_body.max() * size
+
+
+def create_shapes(client: int, obj: ObjectDef, size: float, *, collision: bool, visual: bool,
+                  rgba=(1.0, 1.0, 1.0, 1.0)) -> tuple[int, int]:
+    """Create the collision and/or visual shape of `obj` scaled to `size`; -1 where not asked for."""
+    import pybullet as p
+
+    q = p.getQuaternionFromEuler(obj.orientation_euler)
+    col = vis = -1
+    if obj.kind == "mesh":
+        centre, ext = mesh_bounds(obj.mesh)
+        ext_body = np.abs(_rot(obj.orientation_euler)) @ ext
+        s = size / ext_body.max()
+        # Shift the mesh so the bounding-box centre is the body origin, then rotate it to z-up.
+        offset = -(_rot(obj.orientation_euler) @ (centre * s))
+        kw = dict(fileName=str(data_path() / obj.mesh), meshScale=[s, s, s])
+        if collision:
+            col = p.createCollisionShape(p.GEOM_MESH, **kw, collisionFramePosition=offset.tolist(),
+                                         collisionFrameOrientation=q, physicsClientId=client)
+        if visual:
+            vis = p.createVisualShape(p.GEOM_MESH, **kw, visualFramePosition=offset.tolist(),
+                                      visualFrameOrientation=q, rgbaColor=rgba, physicsClientId=client)
+        return col, vis
+    ext = np.asarray(obj.unit_extents) * size
+    if obj.kind == "box":
+        args = dict(shapeType=p.GEOM_BOX, halfExtents=(ext / 2).tolist())
+        col_args, vis_args = args, args
+    elif obj.kind == "sphere":
+        col_args = vis_args = dict(shapeType=p.GEOM_SPHERE, radius=float(ext[0] / 2))
+    elif obj.kind in ("cylinder", "capsule"):
+        # Bullet's cylinder/capsule axis is the shape's z; unit_extents are given after rotation.
+        axis_len = float(ext.max())
+        radius = float(sorted(ext)[0] / 2)
+        shape = p.GEOM_CYLINDER if obj.kind == "cylinder" else p.GEOM_CAPSULE
+        # A capsule's `height` excludes its two hemispherical caps.
+        height = axis_len if obj.kind == "cylinder" else axis_len - 2 * radius
+        col_args = dict(shapeType=shape, radius=radius, height=height)
+        vis_args = dict(shapeType=shape, radius=radius, length=height)
+    else:  # pragma: no cover - the registry only holds the kinds above
+        raise ValueError(obj.kind)
+    if collision:
+        col = p.createCollisionShape(**col_args, collisionFrameOrientation=q, physicsClientId=client)
+    if visual:
+        vis = p.createVisualShape(**vis_args, visualFrameOrientation=q, rgbaColor=rgba, physicsClientId=client)
+    return col, vis

@@ -1,0 +1,53 @@
+"""parabolic_throw: an object launched upwards at an angle. Law: a = (0, 0, -g) until it lands."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from newtonbench.errors import check_range
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
+from newtonbench.generators.primitives.free_fall import check_clearance
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParabolicThrowSpec(Spec):
+    height_m: float  # launch height of the object's centre
+    speed_mps: float
+    launch_angle_deg: float  # above the horizontal, towards +x
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_clearance(self, self.height_m)
+        check_range("speed_mps", self.speed_mps, 0.0, 100.0, low_open=True)
+        check_range("launch_angle_deg", self.launch_angle_deg, 0.0, 90.0, low_open=True)
+
+
+@register
+class ParabolicThrow(Primitive):
+    name = "parabolic_throw"
+    version = 1
+    spec_cls = ParabolicThrowSpec
+    use = "flight"
+    description = "launched upwards at an angle; rises, falls and lands"
+    ranges = {
+        "id": {"height_m": Range(0.3, 1.0), "speed_mps": Range(2.5, 4.5), "launch_angle_deg": Range(30.0, 60.0)},
+        "ood": {"height_m": Range(1.5, 2.5), "speed_mps": Range(5.0, 6.5), "launch_angle_deg": Range(30.0, 60.0)},
+    }
+
+    def simulate(self, spec: ParabolicThrowSpec) -> Trajectory:
+        from newtonbench.generators.simulation import simulate_flight
+
+        a = math.radians(spec.launch_angle_deg)
+        v = np.array([spec.speed_mps * math.cos(a), 0.0, spec.speed_mps * math.sin(a)])
+        return simulate_flight(spec, np.array([0.0, 0.0, spec.height_m]), v)
+
+    def analytic_accel(self, spec, t):
+        a = np.zeros((len(t), 3))
+        a[:, 2] = -spec.gravity
+        return a
+
+    def phrase(self, spec) -> str:
+        return f"is thrown at {spec.speed_mps:.1f} m/s, {spec.launch_angle_deg:.0f} degrees above the horizontal"
