@@ -1,0 +1,306 @@
+"""Dense optical flow between consecutive frames, as a batched, differentiable torch kernel.
+
+``estimate_flow(frames, method="lk")`` returns the flow ``phi(t)`` from frame t to frame t+1 for every
+t at once, in pixels per frame, with ``frames[:, t](p) ~= frames[:, t+1](p + phi(t)(p))``:
+
+- ``"lk"`` (default, weight-free): coarse-to-fine iterative Lucas-Kanade (Bouguet's pyramidal scheme) on a
+  2x2-mean image pyramid. At every level the second frame is warped by the current flow with
+  ``grid_sample``; the box-windowed structure tensor, summed over colour channels, gives a 2x2 system per
+  pixel, solved in closed form with a small Tikhonov term so that flat regions stay finite (their flow
+  decays to 0 instead of exploding). Every step is a torch op, so gradients reach the frames.
+- ``"raft"``: torchvision's RAFT (``raft_small`` / ``raft_large``) from a local weights file (an
+  optional extra: torchvision has no CPU build next to the CPU torch, see DESIGN.md). Also differentiable.
+
+Pixel convention: OpenCV's, pixel centres at integer coordinates, u (channel 0 of the flow) to the right,
+v (channel 1) down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
+from newtonbench.registry import Registry
+
+Tensor = torch.Tensor
+
+FLOW_METHODS: Registry[Callable[..., Tensor]] = Registry("flow method")
+
+
+def _check_frames(frames: Tensor) -> None:
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 5:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InvalidValueError(f"frames must be a tensor [B, T, C, H, W]; got {shape}")
+    if frames.shape[1] < 2:
+        raise InvalidValueError(f"frames need at least 2 time steps for a flow; got T={frames.shape[1]}")
+    if not frames.is_floating_point():
+        raise InvalidValueError(f"frames must be float in [0, 1]; got dtype {frames.dtype}")
+
+
+def estimate_flow(frames: Tensor, method: str = "lk", **kw) -> Tensor:
+    """Optical flow between consecutive frames.
+
+    Args:
+        frames: ``[B, T, C, H, W]`` float in [0, 1] (any float dtype, any device).
+        method: a registered flow method: ``"lk"`` (weight-free, default) or ``"raft"`` (needs
+            ``weights=PATH``, a local torchvision RAFT state dict).
+        **kw: options of the method (see :func:`lucas_kanade_flow`, :func:`raft_flow`).
+
+    Returns:
+        ``[B, T-1, 2, H, W]`` flow from frame t to t+1 in pixels per frame (u right, v down), in the
+        dtype and on the device of ``frames``; differentiable in ``frames``.
+    """
+    _check_frames(frames)
+    return FLOW_METHODS.get(method)(frames, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Weight-free pyramidal Lucas-Kanade
+
+
+def _box(x: Tensor, size: int) -> Tensor:
+    """Mean over a size x size window (odd size), replicate padding; same spatial shape."""
+    r = size // 2
+    # avg_pool2d is several times faster on CPU than a depthwise (grouped) conv2d of the same support.
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), size, stride=1)
+
+
+def _downsample(x: Tensor) -> Tensor:
+    """Halve [N, C, H, W] by 2x2 means (odd sides padded by replication): coarse pixel i sits at fine 2i + 0.5."""
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+    return F.avg_pool2d(x, 2)
+
+
+def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Central differences along u and v (one-sided at the border through replicate padding)."""
+    h, w = x.shape[-2:]
+    pu = F.pad(x, (1, 1, 0, 0), mode="replicate")
+    pv = F.pad(x, (0, 0, 1, 1), mode="replicate")
+    return 0.5 * (pu[..., 2:] - pu[..., :w]), 0.5 * (pv[..., 2:, :] - pv[..., :h, :])
+
+
+def _base_grid(h: int, w: int, dtype, device) -> Tensor:
+    """[1, 2, H, W] pixel coordinates (u, v) of every pixel centre."""
+    v, u = torch.meshgrid(
+        torch.arange(h, dtype=dtype, device=device),
+        torch.arange(w, dtype=dtype, device=device),
+        indexing="ij",
+    )
+    return torch.stack((u, v)).unsqueeze(0)
+
+
+def sample_at(image: Tensor, coords: Tensor) -> Tensor:
+    """Bilinearly sample ``image [N, C, H, W]`` at pixel coordinates ``coords [N, 2, H', W']`` (u, v).
+
+    Out-of-image coordinates read the nearest border pixel. Differentiable in both arguments.
+    """
+    h, w = image.shape[-2:]
+    # align_corners=True maps -1 / +1 onto the centres of the border pixels: pixel coordinates stay exact.
+    gx = coords[:, 0] * (2.0 / max(w - 1, 1)) - 1.0
+    gy = coords[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _upsample_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
+    """Flow of the coarser level (its pixel i sits at fine 2i + 0.5) -> the finer level, doubled."""
+    h, w = size
+    coords = _base_grid(h, w, flow.dtype, flow.device).expand(flow.shape[0], -1, -1, -1) * 0.5 - 0.25
+    return 2.0 * sample_at(flow, coords)
+
+
+def _pyramid_levels(h: int, w: int, levels: int | None, min_size: int) -> int:
+    if levels is not None:
+        return levels
+    n = 1
+    while n < 6 and min(h, w) / 2**n >= min_size:
+        n += 1
+    return n
+
+
+@FLOW_METHODS.register("lk")
+def lucas_kanade_flow(
+    frames: Tensor,
+    *,
+    levels: int | None = None,
+    iterations: int = 3,
+    window: int = 7,
+    eps: float = 1e-4,
+    min_size: int = 8,
+    max_side: int | None = None,
+) -> Tensor:
+    """Coarse-to-fine iterative Lucas-Kanade flow (weight-free, differentiable).
+
+    Args:
+        frames: ``[B, T, C, H, W]`` float in [0, 1].
+        levels: pyramid levels (1 = no pyramid); default: halve until the short side would drop below
+            ``min_size`` (at most 6 levels). Each level doubles the largest displacement followed (about
+            2 px at the coarsest level).
+        iterations: Gauss-Newton warping iterations per level.
+        window: side in pixels (odd) of the square Lucas-Kanade window at every level.
+        eps: Tikhonov term added to the structure tensor's diagonal (intensity^2 units): in untextured
+            regions the flow update goes to 0 instead of dividing by ~0.
+        max_side: when given and the frames are larger, the flow is computed on frames resized so that
+            their long side is ``max_side`` and scaled back to full-resolution pixels (a speed knob).
+
+    Returns:
+        ``[B, T-1, 2, H, W]`` flow in pixels per frame.
+    """
+    _check_frames(frames)
+    check_range("iterations", iterations, 1, 50)
+    check_range("eps", eps, 0.0, low_open=True)
+    if window < 1 or window % 2 == 0:
+        raise InvalidValueError(f"window={window!r} must be an odd number of pixels >= 1")
+    b, t, c, h, w = frames.shape
+    if max_side is not None:
+        check_range("max_side", max_side, 8)
+        if max(h, w) > max_side:
+            s = max_side / max(h, w)
+            hs, ws = max(2, round(h * s)), max(2, round(w * s))
+            small = F.interpolate(
+                frames.reshape(b * t, c, h, w),
+                size=(hs, ws),
+                mode="bilinear",
+                align_corners=True,
+                antialias=True,
+            ).reshape(b, t, c, hs, ws)
+            flow = lucas_kanade_flow(
+                small, levels=levels, iterations=iterations, window=window, eps=eps, min_size=min_size
+            )
+            flow = F.interpolate(
+                flow.reshape(b * (t - 1), 2, hs, ws), size=(h, w), mode="bilinear", align_corners=True
+            )
+            scale = torch.tensor(
+                [(w - 1) / (ws - 1), (h - 1) / (hs - 1)], dtype=flow.dtype, device=flow.device
+            )
+            return (flow * scale.view(1, 2, 1, 1)).reshape(b, t - 1, 2, h, w)
+    n_levels = _pyramid_levels(h, w, levels, min_size)
+    check_range("levels", n_levels, 1, 10)
+
+    # The pyramid is built once per frame; every consecutive pair is then one item of a batch of
+    # N = B * (T - 1): no Python loop over frames.
+    pyramid = [frames.reshape(b * t, c, h, w)]
+    for _ in range(n_levels - 1):
+        pyramid.append(_downsample(pyramid[-1]))
+    dtype, device = frames.dtype, frames.device
+
+    flow = None
+    for level in reversed(pyramid):
+        hl, wl = level.shape[-2:]
+        level = level.reshape(b, t, c, hl, wl)
+        i1 = level[:, :-1].reshape(b * (t - 1), c, hl, wl)
+        i2 = level[:, 1:].reshape(b * (t - 1), c, hl, wl)
+        if flow is None:
+            flow = torch.zeros(b * (t - 1), 2, hl, wl, dtype=dtype, device=device)
+        else:
+            flow = _upsample_flow(flow, (hl, wl))
+        grid = _base_grid(hl, wl, dtype, device)
+        for _ in range(iterations):
+            coords = grid + flow
+            warped = sample_at(i2, coords)
+            ix, iy = _gradients(0.5 * (i1 + warped))
+            it = warped - i1
+            # Structure tensor and mismatch, summed over colour channels, then windowed. Pixels whose match
+            # lies outside the second frame carry no information (border padding would pin their flow
+            # to the image edge and the iterations would spread that inwards): they get zero weight.
+            with torch.no_grad():
+                inside = (
+                    (coords[:, 0] >= 0)
+                    & (coords[:, 0] <= wl - 1)
+                    & (coords[:, 1] >= 0)
+                    & (coords[:, 1] <= hl - 1)
+                ).to(dtype)
+            s11, s12, s22 = (ix * ix).sum(1), (ix * iy).sum(1), (iy * iy).sum(1)
+            e1, e2 = (ix * it).sum(1), (iy * it).sum(1)
+            # Each neighbour q's mismatch was measured at q's own flow; Lucas-Kanade wants it at the
+            # centre's flow, so it is moved there to first order: it(q) + grad(q) . (flow(p) - flow(q)).
+            # Without this the dense iterations couple neighbours and oscillate instead of converging.
+            du0, dv0 = flow[:, 0], flow[:, 1]
+            f1 = s11 * du0 + s12 * dv0
+            f2 = s12 * du0 + s22 * dv0
+            maps = inside.unsqueeze(1) * torch.stack((s11, s12, s22, e1 - f1, e2 - f2), dim=1)
+            a11, a12, a22, b1, b2 = _box(maps, window).unbind(1)
+            b1 = b1 + a11 * du0 + a12 * dv0
+            b2 = b2 + a12 * du0 + a22 * dv0
+            a11 = a11 + eps
+            a22 = a22 + eps
+            det = a11 * a22 - a12 * a12
+            du = (a12 * b2 - a22 * b1) / det
+            dv = (a12 * b1 - a11 * b2) / det
+            flow = flow + torch.stack((du, dv), dim=1)
+    return flow.reshape(b, t - 1, 2, h, w)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# RAFT (torchvision, local weights)
+
+_RAFT_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
+
+
+def _load_raft(weights: str | Path, model: str, device: torch.device) -> torch.nn.Module:
+    try:
+        from torchvision.models import optical_flow as tv_flow
+    except ImportError as e:  # torchvision absent or broken next to a CPU torch
+        raise MissingDependencyError("torchvision", "flow", "RAFT optical flow") from e
+    if model not in ("raft_small", "raft_large"):
+        raise InvalidValueError(f"raft model={model!r} is not known; allowed: raft_small, raft_large")
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise InvalidValueError(
+            f"RAFT weights={str(path)!r} is not a file; give a local torchvision RAFT state dict (.pth)"
+        )
+    key = (str(path.resolve()), model, str(device))
+    if key not in _RAFT_CACHE:
+        net = getattr(tv_flow, model)(weights=None, progress=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        net.eval().requires_grad_(False)
+        _RAFT_CACHE[key] = net.to(device)
+    return _RAFT_CACHE[key]
+
+
+@FLOW_METHODS.register("raft")
+def raft_flow(
+    frames: Tensor,
+    *,
+    weights: str | Path | None = None,
+    model: str = "raft_small",
+    num_flow_updates: int = 12,
+) -> Tensor:
+    """torchvision RAFT flow from a local weights file (differentiable in the frames, weights frozen).
+
+    Args:
+        frames: ``[B, T, C, H, W]`` float in [0, 1], C = 3 (a single channel is repeated).
+        weights: path to the state dict of ``torchvision.models.optical_flow.<model>`` (e.g. the file
+            torchvision's ``Raft_Small_Weights.C_T_V2`` downloads); never fetched at run time.
+        model: ``"raft_small"`` or ``"raft_large"``.
+        num_flow_updates: RAFT's recurrent refinement steps.
+
+    Returns:
+        ``[B, T-1, 2, H, W]`` flow in pixels per frame.
+    """
+    _check_frames(frames)
+    if weights is None:
+        raise InvalidValueError("flow method 'raft' needs weights=PATH (a local torchvision RAFT state dict)")
+    b, t, c, h, w = frames.shape
+    if c not in (1, 3):
+        raise InvalidValueError(f"RAFT needs 1 or 3 colour channels; got C={c}")
+    net = _load_raft(weights, model, frames.device)
+    x = frames if c == 3 else frames.expand(-1, -1, 3, -1, -1)
+    # RAFT needs sides divisible by 8 and inputs in [-1, 1] (torchvision's OpticalFlow transform).
+    ph, pw = (-h) % 8, (-w) % 8
+    x = x.reshape(b * t, 3, h, w) * 2.0 - 1.0
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    x = x.reshape(b, t, 3, h + ph, w + pw)
+    first = x[:, :-1].reshape(-1, 3, h + ph, w + pw)
+    second = x[:, 1:].reshape(-1, 3, h + ph, w + pw)
+    net_dtype = next(net.parameters()).dtype
+    flow = net(first.to(net_dtype), second.to(net_dtype), num_flow_updates=num_flow_updates)[-1]
+    return flow[..., :h, :w].to(frames.dtype).reshape(b, t - 1, 2, h, w)

@@ -1,0 +1,182 @@
+"""The paper's Newtonian kinematic constraint, as batched differentiable torch kernels.
+
+Under constant acceleration the velocity changes linearly in time, so its second difference vanishes. With
+optical flow ``phi(t)`` (the displacement from frame t to t+1, a velocity in pixels per frame) the
+constraint of NewtonRewards (arXiv 2512.00425) is
+
+    R = mean over t (and pixels) of || phi(t+1) - 2 phi(t) + phi(t-1) ||^2 .
+
+Units: ``phi`` is in px/frame and its second difference over frames in px/frame^3 (a jerk), so ``R`` is in
+px^2/frame^6. It is NOT normalised: values are in the pixels of the frames given (the scorer passes frames
+at the benchmark's resolution, so numbers are comparable across models); multiply by fps^6 for px^2/s^6.
+Range [0, inf), lower is better; 0 for any constant image-plane acceleration.
+
+Flow is Eulerian (one vector per fixed pixel). At a fixed pixel that a moving object enters or leaves,
+phi jumps between the object's velocity and 0, so the literal per-pixel formula is large around every
+moving object even when it obeys Newton exactly. By default (``follow=True``) ``phi`` is therefore read
+along the flow's own trajectories: a point starting at pixel p in frame t-1 is carried to
+x(t) = p + phi(t-1)(p) and x(t+1) = x(t) + phi(t)(x(t)), and the residual is
+``phi(t+1)(x(t+1)) - 2 phi(t)(x(t)) + phi(t-1)(p)`` (bilinear reads, differentiable). ``follow=False``
+gives the literal fixed-pixel formula.
+
+``track_residual`` applies the same second difference to the velocity of a centroid track (i.e. the third
+difference of positions), and ``soft_centroids`` turns soft object masks into differentiable centroids.
+"""
+
+from __future__ import annotations
+
+import torch
+from newtonbench.metrics.functional.flow import _base_grid, estimate_flow, sample_at
+
+from newtonbench.errors import InvalidValueError
+
+Tensor = torch.Tensor
+
+
+def _second_difference_along_flow(flow: Tensor) -> tuple[Tensor, Tensor]:
+    """[B, T-1, 2, H, W] flow -> ([B, T-3, 2, H, W] second difference, [B, T-3, H, W] in-image weight).
+
+    Index r of the result is anchored at pixel p of frame r (so it uses flows r, r+1, r+2).
+    """
+    b, n, _, h, w = flow.shape
+    grid = _base_grid(h, w, flow.dtype, flow.device)
+    # phi(t) read at x(t) = p + phi(t-1)(p), for every t at once.
+    first = flow[:, :-1].reshape(b * (n - 1), 2, h, w)
+    pos1 = grid + first
+    mid = sample_at(flow[:, 1:].reshape(b * (n - 1), 2, h, w), pos1).reshape(b, n - 1, 2, h, w)
+    pos1 = pos1.reshape(b, n - 1, 2, h, w)
+    pos2 = pos1[:, :-1] + mid[:, :-1]
+    last = sample_at(flow[:, 2:].reshape(b * (n - 2), 2, h, w), pos2.reshape(b * (n - 2), 2, h, w))
+    last = last.reshape(b, n - 2, 2, h, w)
+    d2 = last - 2.0 * mid[:, :-1] + flow[:, :-2]
+    with torch.no_grad():
+        # A trajectory that leaves the image reads clamped border flow: it carries no evidence.
+        def inside(pos: Tensor) -> Tensor:
+            return (
+                (pos[:, :, 0] >= 0) & (pos[:, :, 0] <= w - 1) & (pos[:, :, 1] >= 0) & (pos[:, :, 1] <= h - 1)
+            )
+
+        weight = (inside(pos1[:, :-1]) & inside(pos2)).to(flow.dtype)
+    return d2, weight
+
+
+def kinematic_residual_from_flow(flow: Tensor, mask: Tensor | None = None, *, follow: bool = True) -> Tensor:
+    """The kinematic residual of a precomputed flow (see :func:`kinematic_residual`).
+
+    Args:
+        flow: ``[B, T-1, 2, H, W]`` flow from frame t to t+1 in px/frame.
+        mask: optional ``[B, T, H, W]`` weights in [0, 1] (hard or soft object masks); the residual
+            anchored at pixel p of frame r is weighted by ``mask[:, r, p]``.
+        follow: read the flow along its trajectories (default) or at fixed pixels (the literal formula).
+
+    Returns:
+        ``[B]`` in px^2/frame^6, lower is better; NaN for a clip whose mask has zero total weight.
+    """
+    if flow.ndim != 5 or flow.shape[2] != 2:
+        raise InvalidValueError(f"flow must be [B, T-1, 2, H, W]; got {tuple(flow.shape)}")
+    b, n, _, h, w = flow.shape
+    if n < 3:
+        raise InvalidValueError(f"the kinematic residual needs at least 4 frames; got T={n + 1}")
+    if follow:
+        d2, weight = _second_difference_along_flow(flow)
+    else:
+        d2 = flow[:, 2:] - 2.0 * flow[:, 1:-1] + flow[:, :-2]
+        weight = torch.ones(b, n - 2, h, w, dtype=flow.dtype, device=flow.device)
+    if mask is not None:
+        if mask.shape != (b, n + 1, h, w):
+            raise InvalidValueError(
+                f"mask must be [B, T, H, W] = {(b, n + 1, h, w)}; got {tuple(mask.shape)}"
+            )
+        weight = weight * mask[:, : n - 2].to(flow.dtype)
+    sq = (d2 * d2).sum(2)
+    total = weight.sum((1, 2, 3))
+    value = (sq * weight).sum((1, 2, 3)) / total.clamp_min(torch.finfo(flow.dtype).tiny)
+    # An empty mask has no residual to report: NaN (a status for the scorer), never a fake 0.
+    return torch.where(total > 0, value, torch.full_like(value, float("nan")))
+
+
+def kinematic_residual(
+    frames: Tensor, mask: Tensor | None = None, flow: str = "lk", *, follow: bool = True, **kw
+) -> Tensor:
+    """Mean squared second difference of optical flow, per clip: the paper's Newtonian kinematic constraint.
+
+    ``R = sum_{t,p} w(t,p) ||phi(t+1) - 2 phi(t) + phi(t-1)||^2 / sum_{t,p} w(t,p)`` over the T-3 interior
+    steps, with ``phi`` read along the flow's trajectories (``follow=True``, see the module docstring) or
+    at fixed pixels (``follow=False``); ``w`` is the mask (1 without one) times an indicator that the
+    trajectory stays in the image.
+
+    Args:
+        frames: ``[B, T, C, H, W]`` float in [0, 1], T >= 4.
+        mask: optional ``[B, T, H, W]`` weights in [0, 1]; the object's (soft) mask restricts the
+            residual to the object.
+        flow: flow method name (``"lk"`` weight-free default, ``"raft"`` with ``weights=PATH``).
+        follow: see above.
+        **kw: options of the flow method (e.g. ``max_side=128`` to compute LK flow at reduced resolution,
+            ``weights=PATH`` for RAFT).
+
+    Returns:
+        ``[B]`` in px^2/frame^6 (pixels of the frames given, not normalised), range [0, inf), lower is
+        better, 0 for constant image-plane acceleration; NaN where the mask is empty. Differentiable in
+        ``frames`` (and ``mask``).
+    """
+    if frames.ndim != 5 or frames.shape[1] < 4:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InvalidValueError(
+            f"frames must be [B, T, C, H, W] with T >= 4 for the kinematic residual; got {shape}"
+        )
+    phi = estimate_flow(frames, method=flow, **kw)
+    return kinematic_residual_from_flow(phi, mask, follow=follow)
+
+
+def track_residual(centroids: Tensor, valid: Tensor | None = None) -> Tensor:
+    """The kinematic constraint on a point track: mean squared third difference of positions.
+
+    With velocity ``v(t) = c(t+1) - c(t)`` (px/frame), the residual is the mean over t of
+    ``||v(t+1) - 2 v(t) + v(t-1)||^2 = ||c(t+2) - 3 c(t+1) + 3 c(t) - c(t-1)||^2``: exactly 0 for any
+    constant image-plane acceleration (positions quadratic in t), the same quantity as the flow residual.
+
+    Args:
+        centroids: ``[B, T, 2]`` positions in pixels (u, v), T >= 4.
+        valid: optional ``[B, T]`` bool or weights in [0, 1]; a step counts with the product of the
+            weights of its four frames.
+
+    Returns:
+        ``[B]`` in px^2/frame^6, range [0, inf), lower is better; NaN where no step is valid.
+        Differentiable in ``centroids``.
+    """
+    if centroids.ndim != 3 or centroids.shape[-1] != 2 or centroids.shape[1] < 4:
+        raise InvalidValueError(f"centroids must be [B, T, 2] with T >= 4; got {tuple(centroids.shape)}")
+    c = centroids
+    d3 = c[:, 3:] - 3.0 * c[:, 2:-1] + 3.0 * c[:, 1:-2] - c[:, :-3]
+    sq = (d3 * d3).sum(-1)
+    if valid is None:
+        return sq.mean(1)
+    if valid.shape != c.shape[:2]:
+        raise InvalidValueError(f"valid must be [B, T] = {tuple(c.shape[:2])}; got {tuple(valid.shape)}")
+    v = valid.to(c.dtype)
+    weight = v[:, 3:] * v[:, 2:-1] * v[:, 1:-2] * v[:, :-3]
+    total = weight.sum(1)
+    value = (sq * weight).sum(1) / total.clamp_min(torch.finfo(c.dtype).tiny)
+    return torch.where(total > 0, value, torch.full_like(value, float("nan")))
+
+
+def soft_centroids(prob: Tensor, eps: float = 1e-6) -> Tensor:
+    """Probability-weighted centroids of soft masks.
+
+    Args:
+        prob: ``[B, T, H, W]`` foreground probabilities (or hard 0/1 masks).
+        eps: added to the mass so an empty mask gives a finite (image-origin-pulled) centroid and
+            finite gradients; check the mass yourself where empty masks matter.
+
+    Returns:
+        ``[B, T, 2]`` centroid (u, v) in pixels, pixel centres at integer coordinates. Differentiable.
+    """
+    if prob.ndim != 4:
+        raise InvalidValueError(f"prob must be [B, T, H, W]; got {tuple(prob.shape)}")
+    h, w = prob.shape[-2:]
+    u = torch.arange(w, dtype=prob.dtype, device=prob.device)
+    v = torch.arange(h, dtype=prob.dtype, device=prob.device)
+    mass = prob.sum((-1, -2)) + eps
+    cu = (prob.sum(-2) * u).sum(-1) / mass
+    cv = (prob.sum(-1) * v).sum(-1) / mass
+    return torch.stack((cu, cv), dim=-1)
