@@ -139,7 +139,7 @@ class RewardOptions:
     mass_backend: str = "stats"
     vjepa2_path: str | None = None
     mask_threshold: float = 0.1
-    mask_softness: float = 0.025
+    mask_softness: float = 0.05
     accel_floor: float = 0.05
 
     def __post_init__(self) -> None:
@@ -187,7 +187,7 @@ def object_probability(images: Tensor, context: RewardContext, options: RewardOp
     Args:
         images: ``[B, T, C, H, W]`` in [0, 1].
         context: with ``background`` (preferred: p = sigmoid((d - threshold) / softness), d the RMS colour
-            distance to the plate) or ``first_mask`` (a per-channel Gaussian colour model of object and
+            distance to the plate, shifted and rescaled so that p = 0 where d = 0) or ``first_mask`` (a per-channel Gaussian colour model of object and
             background fitted on the conditioning frame; p = posterior of the object class).
 
     Returns:
@@ -199,7 +199,11 @@ def object_probability(images: Tensor, context: RewardContext, options: RewardOp
         plate = _resize(context.background.to(device=device, dtype=dtype), (h, w)).unsqueeze(1)
         # The small constant keeps sqrt differentiable where a pixel equals the plate exactly.
         dist = torch.sqrt(((images - plate) ** 2).mean(2) + 1e-8)
-        return torch.sigmoid((dist - options.mask_threshold) / options.mask_softness)
+        # Shifted and rescaled so that a pixel equal to the plate is exactly 0: the plain sigmoid's floor,
+        # summed over the whole background, would pull every centroid towards the image centre.
+        floor = torch.sigmoid(torch.tensor(-options.mask_threshold / options.mask_softness, dtype=dtype))
+        raw = torch.sigmoid((dist - options.mask_threshold) / options.mask_softness)
+        return ((raw - floor) / (1 - floor)).clamp_min(0)
     if context.first_mask is not None:
         first = _resize(context.first_frame.to(device=device, dtype=dtype), (h, w))
         m = _resize(context.first_mask.to(device=device, dtype=dtype), (h, w)).clamp(0, 1).unsqueeze(1)

@@ -1,0 +1,138 @@
+"""Optical flow: known sub-pixel motion, a NumPy reference, gradients, errors, CUDA == CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from newtonbench.errors import InvalidValueError, MissingDependencyError, UnknownNameError
+from newtonbench.metrics.functional.flow import estimate_flow, lucas_kanade_flow
+
+
+def textured_clip(h: int, w: int, shifts: torch.Tensor, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    """[1, T, 3, H, W] smooth texture (sum of sinusoids) translated by shifts[t] = (du, dv) px: exact sub-pixel
+    motion, frame t+1 = frame t moved by shifts[t+1] - shifts[t]."""
+    g = torch.Generator().manual_seed(seed)
+    freqs = (torch.rand(3, 6, 2, generator=g, dtype=dtype) * 0.5 + 0.1) * (
+        torch.randint(0, 2, (3, 6, 2), generator=g) * 2 - 1
+    )
+    phase = torch.rand(3, 6, generator=g, dtype=dtype) * 2 * torch.pi
+    v, u = torch.meshgrid(torch.arange(h, dtype=dtype), torch.arange(w, dtype=dtype), indexing="ij")
+    frames = []
+    for du, dv in shifts:
+        arg = freqs[..., 0, None, None] * (u - du) + freqs[..., 1, None, None] * (v - dv) + phase[..., None, None]
+        frames.append(0.5 + 0.08 * torch.sin(arg).sum(1))
+    return torch.stack(frames).unsqueeze(0)
+
+
+def accelerating(t: torch.Tensor, p0, v0, a) -> torch.Tensor:
+    return torch.stack([p0[i] + v0[i] * t + 0.5 * a[i] * t**2 for i in range(2)], dim=1)
+
+
+def test_accelerating_texture_gives_its_subpixel_flow():
+    t = torch.arange(8, dtype=torch.float64)
+    shifts = accelerating(t, (0.3, -0.2), (0.4, 0.3), (0.15, 0.1))
+    flow = estimate_flow(textured_clip(32, 32, shifts).float())
+    assert flow.shape == (1, 7, 2, 32, 32) and flow.dtype == torch.float32
+    true = (shifts[1:] - shifts[:-1]).float()  # 0.475 .. 1.375 px/frame in u
+    err = (flow[0, :, :, 4:-4, 4:-4] - true[:, :, None, None]).norm(dim=1)
+    assert err.mean() < 0.03 and err.max() < 0.15
+
+
+def test_large_displacements_are_followed_by_the_pyramid():
+    t = torch.arange(5, dtype=torch.float64)
+    shifts = accelerating(t, (1.0, 0.0), (4.0, -2.0), (0.8, -0.5))  # up to 7.6 px/frame
+    flow = estimate_flow(textured_clip(64, 64, shifts).float())
+    true = (shifts[1:] - shifts[:-1]).float()
+    err = (flow[0, :, :, 10:-10, 10:-10] - true[:, :, None, None]).norm(dim=1)
+    assert err.mean() < 0.05 and err.max() < 0.3
+    # One level cannot follow 7 px: the pyramid is what does it.
+    flat = estimate_flow(textured_clip(64, 64, shifts).float(), levels=1)
+    assert (flat[0, :, :, 10:-10, 10:-10] - true[:, :, None, None]).norm(dim=1).mean() > 1.0
+
+
+def test_identical_frames_have_exactly_zero_flow():
+    frames = torch.rand(2, 3, 3, 16, 16)
+    frames[:, 1:] = frames[:, :1]
+    # Zero up to float32 rounding of the sampling grid.
+    assert estimate_flow(frames).abs().max() < 1e-5
+
+
+def test_max_side_scales_flow_back_to_full_resolution_pixels():
+    t = torch.arange(4, dtype=torch.float64)
+    shifts = accelerating(t, (0.0, 0.0), (1.0, -0.6), (0.2, 0.1))
+    clip = textured_clip(64, 64, shifts, seed=3).float()
+    flow = estimate_flow(clip, max_side=32)
+    assert flow.shape == (1, 3, 2, 64, 64)
+    true = (shifts[1:] - shifts[:-1]).float()
+    assert (flow[0, :, :, 12:-12, 12:-12] - true[:, :, None, None]).norm(dim=1).mean() < 0.1
+
+
+def _numpy_lk_one_step(i1: np.ndarray, i2: np.ndarray, window: int, eps: float) -> np.ndarray:
+    """Plain single-level, single-iteration Lucas-Kanade from zero flow: [C, H, W] x2 -> [2, H, W]."""
+    mean = 0.5 * (i1 + i2)
+    pu = np.pad(mean, ((0, 0), (0, 0), (1, 1)), mode="edge")
+    pv = np.pad(mean, ((0, 0), (1, 1), (0, 0)), mode="edge")
+    ix, iy = 0.5 * (pu[:, :, 2:] - pu[:, :, :-2]), 0.5 * (pv[:, 2:] - pv[:, :-2])
+    it = i2 - i1
+    maps = [(ix * ix).sum(0), (ix * iy).sum(0), (iy * iy).sum(0), (ix * it).sum(0), (iy * it).sum(0)]
+    r = window // 2
+    h, w = i1.shape[1:]
+    out = []
+    for m in maps:
+        p = np.pad(m, r, mode="edge")
+        out.append(np.array([[p[y : y + window, x : x + window].mean() for x in range(w)] for y in range(h)]))
+    a11, a12, a22, b1, b2 = out
+    a11, a22 = a11 + eps, a22 + eps
+    det = a11 * a22 - a12 * a12
+    return np.stack([(a12 * b2 - a22 * b1) / det, (a12 * b1 - a11 * b2) / det])
+
+
+def test_single_step_lucas_kanade_matches_numpy_reference():
+    rng = np.random.default_rng(0)
+    frames = rng.random((1, 2, 2, 9, 11))
+    flow = lucas_kanade_flow(torch.from_numpy(frames), levels=1, iterations=1, window=3, eps=1e-3)
+    ref = _numpy_lk_one_step(frames[0, 0], frames[0, 1], window=3, eps=1e-3)
+    np.testing.assert_allclose(flow[0, 0].numpy(), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_flow_gradients_match_finite_differences():
+    t = torch.arange(3, dtype=torch.float64)
+    shifts = accelerating(t, (0.2, 0.1), (0.6, -0.4), (0.1, 0.2))
+    frames = textured_clip(8, 8, shifts, seed=1)[:, :, :1].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: lucas_kanade_flow(x, levels=2, iterations=2, window=3), (frames,), fast_mode=True)
+
+
+def test_bad_inputs_fail_with_clear_errors():
+    with pytest.raises(InvalidValueError, match=r"\[B, T, C, H, W\]"):
+        estimate_flow(torch.rand(2, 3, 8, 8))
+    with pytest.raises(InvalidValueError, match="at least 2"):
+        estimate_flow(torch.rand(1, 1, 3, 8, 8))
+    with pytest.raises(UnknownNameError, match="did you mean 'lk'"):
+        estimate_flow(torch.rand(1, 2, 3, 8, 8), method="lkk")
+    with pytest.raises(InvalidValueError, match="window=4"):
+        estimate_flow(torch.rand(1, 2, 3, 8, 8), window=4)
+    with pytest.raises(InvalidValueError, match="needs weights"):
+        estimate_flow(torch.rand(1, 2, 3, 8, 8), method="raft")
+
+
+def test_raft_without_torchvision_names_the_extra(tmp_path):
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        with pytest.raises(MissingDependencyError, match=r"newtonbench\[flow\]"):
+            estimate_flow(torch.rand(1, 2, 3, 16, 16), method="raft", weights=tmp_path / "raft.pth")
+    else:  # torchvision present: a missing weights file is named
+        with pytest.raises(InvalidValueError, match="raft.pth"):
+            estimate_flow(torch.rand(1, 2, 3, 16, 16), method="raft", weights=tmp_path / "raft.pth")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_flow_equals_cpu():
+    t = torch.arange(6, dtype=torch.float64)
+    clip = textured_clip(48, 64, accelerating(t, (0.0, 0.0), (1.0, 0.5), (0.2, 0.1))).float()
+    cpu = estimate_flow(clip)
+    gpu = estimate_flow(clip.cuda()).cpu()
+    torch.testing.assert_close(gpu, cpu, atol=2e-3, rtol=1e-3)
