@@ -72,7 +72,7 @@ class VideoFamily:
 
         cls = getattr(diffusers, self.pipeline_class)
         try:
-            pipe = cls.from_pretrained(str(model_dir), torch_dtype=self.torch_dtype(dtype), local_files_only=True)
+            pipe = cls.from_pretrained(str(model_dir), dtype=self.torch_dtype(dtype), local_files_only=True)
         except (OSError, ValueError) as e:
             raise ModelError(f"{model_dir}: cannot load {self.pipeline_class} ({e.__class__.__name__}: {e})") from e
         self.check_supported(pipe, model_dir)
@@ -436,7 +436,6 @@ class CogVideoXFamily(VideoFamily):
         )
 
     def initial_latents(self, pipe, cond, generator=None):
-        import torch
 
         lat_frames = (cond.num_frames - 1) // pipe.vae_scale_factor_temporal + 1
         s = pipe.vae_scale_factor_spatial

@@ -12,6 +12,7 @@ state and the TrainConfig (config.json).
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import re
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 LOG_NAME = "log.csv"
+STATE_NAME = "trainer_state.json"  # step, epoch and batches consumed in it
 ADAPTER = "default"  # peft's adapter name inside the training model
 
 
@@ -172,10 +174,12 @@ def reward_step(family, pipe, nets, batch, config, num_frames, generator, reward
     latents = family.generate(pipe, nets, cond, config.inference_steps, config.backprop_steps, generator)
     frames = family.decode(pipe, latents)
     t1 = time.perf_counter()
+    reference = batch.get("video")  # the ground-truth clip, loaded only when a term needs it (accel)
     context = RewardContext(
         first_frame=batch["first_frame"].to(device, frames.dtype),
         first_mask=batch["first_mask"].to(device, frames.dtype),
         background=batch["background"].to(device, frames.dtype),
+        reference=None if reference is None else reference[:, :num_frames].to(device, frames.dtype),
     )
     out = reward(frames, context)
     if device.type == "cuda":
@@ -200,8 +204,15 @@ def train(config: TrainConfig) -> dict:
     from newtonbench.dataset import open_dataset
     from newtonbench.posttrain.data import BenchClips
 
+    # Every user error (model folder, bench, reward spec, device) surfaces before any model loads.
     family = detect_family(config.model)
-    ds = open_dataset(config.bench)  # DatasetError before any model is loaded
+    ds = open_dataset(config.bench)
+    reward, guidance = None, 1.0
+    if config.mode == "reward":
+        from newtonbench.metrics.rewards import build_reward
+
+        reward = build_reward(config.reward, **config.reward_options)
+        guidance = config.guidance_scale if config.guidance_scale is not None else family.default_guidance
     device = resolve_device(config.device)
     run = Path(config.out)
     try:
@@ -229,14 +240,15 @@ def train(config: TrainConfig) -> dict:
     height, width = family.resolution(pipe, bench_h or 16, bench_w or 16, config.height, config.width)
     num_frames = config.frames or family.frames_at_most(max(bench_frames, 1))
     family.check_frames(num_frames)
-    data = BenchClips(ds, height, width, num_frames, "train", config.primitives, with_video=config.mode == "sft")
+    needs_video = config.mode == "sft" or "accel" in reward.weights  # accel compares with the true clip
+    data = BenchClips(ds, height, width, num_frames, "train", config.primitives, with_video=needs_video)
 
     nets = add_lora(family, pipe, config)
     params = [p for net in nets for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
     lr_scheduler = get_scheduler("constant", optimizer=optimizer)
-    loader_gen = torch.Generator().manual_seed(config.seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=loader_gen,
+    sampler = EpochShuffle(len(data), config.seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, sampler=sampler,
                                          drop_last=len(data) >= config.batch_size, num_workers=0)
     prepared = accelerator.prepare(*nets, optimizer, loader, lr_scheduler)
     nets, (optimizer, loader, lr_scheduler) = list(prepared[: len(nets)]), prepared[len(nets):]
@@ -257,19 +269,14 @@ def train(config: TrainConfig) -> dict:
     accelerator.register_save_state_pre_hook(save_hook)
     accelerator.register_load_state_pre_hook(load_hook)
 
-    reward, guidance = None, 1.0
-    if config.mode == "reward":
-        from newtonbench.metrics.rewards import build_reward
-
-        reward = build_reward(config.reward, **config.reward_options)
-        guidance = config.guidance_scale if config.guidance_scale is not None else family.default_guidance
-
-    global_step = 0
+    global_step, epoch, done_in_epoch = 0, 0, 0
     if config.resume:
         ckpts = list_checkpoints(run)
         if ckpts:
             accelerator.load_state(str(ckpts[-1]))
             global_step = checkpoint_step(ckpts[-1])
+            state = json.loads((ckpts[-1] / STATE_NAME).read_text())
+            epoch, done_in_epoch = state["epoch"], state["batches_done_in_epoch"]
             logger.info("resumed from %s", ckpts[-1])
         else:
             logger.warning("--resume: no checkpoint in %s; starting from step 0", run)
@@ -291,7 +298,12 @@ def train(config: TrainConfig) -> dict:
     last_row: dict = {}
     t_step = time.perf_counter()
     while global_step < config.steps:
-        for batch in loader:
+        # The data order is a function of (seed, epoch) and a resumed run skips the batches its
+        # checkpoint had consumed, so resuming reproduces an uninterrupted run exactly.
+        sampler.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(loader, done_in_epoch) if done_in_epoch else loader
+        for batch in batches:
+            done_in_epoch += 1
             micro = len(window)
             # One generator per (step, micro-batch, process): a resumed run draws the same noise.
             gen = torch.Generator().manual_seed(
@@ -330,9 +342,12 @@ def train(config: TrainConfig) -> dict:
             progress.update(1)
             progress.set_postfix(loss=f"{row['loss']:.4g}")
             if global_step % config.checkpointing_steps == 0 or global_step == config.steps:
-                _checkpoint(accelerator, config, run, global_step)
+                _checkpoint(accelerator, config, run, global_step,
+                            {"step": global_step, "epoch": epoch, "batches_done_in_epoch": done_in_epoch})
             if global_step >= config.steps:
                 break
+        else:
+            epoch, done_in_epoch = epoch + 1, 0
     progress.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -341,7 +356,28 @@ def train(config: TrainConfig) -> dict:
             "height": height, "width": width, "frames": num_frames, "family": family.name}
 
 
-def _checkpoint(accelerator, config: TrainConfig, run: Path, step: int) -> None:
+class EpochShuffle:
+    """A shuffling sampler whose order depends only on (seed, epoch): resumable exactly."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _checkpoint(accelerator, config: TrainConfig, run: Path, step: int, state: dict) -> None:
+    from newtonbench.atomic import write_json
+
     path = run / f"checkpoint-{step}"
     if accelerator.is_main_process:
         _prune_checkpoints(run, config.checkpoints_total_limit)
@@ -350,6 +386,7 @@ def _checkpoint(accelerator, config: TrainConfig, run: Path, step: int) -> None:
     accelerator.wait_for_everyone()
     accelerator.save_state(str(path))
     if accelerator.is_main_process:
+        write_json(path / STATE_NAME, state)
         config.save(path)  # written last: its presence marks the checkpoint complete
         logger.info("saved %s", path)
 

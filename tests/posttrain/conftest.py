@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny real bench (the generator's API) and tiny random pipelines of every
+supported family, each saved with save_pretrained once per session and loaded by from_pretrained."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from newtonbench.posttrain import testing
+
+# Variant name -> builder. Wan 2.1 (one transformer, CLIP image encoder), Wan 2.2 A14B (two experts
+# split at boundary_ratio), CogVideoX 1.0 I2V (learned positional embeddings, v-prediction DDIM).
+VARIANTS = {
+    "wan2.1": testing.build_tiny_wan,
+    "wan2.2": functools.partial(testing.build_tiny_wan, two_experts=True),
+    "cogvideox": testing.build_tiny_cogvideox,
+}
+VARIANT_FAMILY = {"wan2.1": "wan", "wan2.2": "wan", "cogvideox": "cogvideox"}
+
+
+def cli_ok(result) -> None:
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory):
+    return testing.write_tiny_bench(tmp_path_factory.mktemp("bench") / "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """variant -> folder of its saved tiny pipeline (built on first use)."""
+    root = tmp_path_factory.mktemp("models")
+    cache: dict[str, object] = {}
+
+    def get(variant: str):
+        if variant not in cache:
+            cache[variant] = VARIANTS[variant](root / variant)
+        return cache[variant]
+
+    return get
