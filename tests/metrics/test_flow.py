@@ -21,7 +21,11 @@ def textured_clip(h: int, w: int, shifts: torch.Tensor, seed: int = 0, dtype=tor
     v, u = torch.meshgrid(torch.arange(h, dtype=dtype), torch.arange(w, dtype=dtype), indexing="ij")
     frames = []
     for du, dv in shifts:
-        arg = freqs[..., 0, None, None] * (u - du) + freqs[..., 1, None, None] * (v - dv) + phase[..., None, None]
+        arg = (
+            freqs[..., 0, None, None] * (u - du)
+            + freqs[..., 1, None, None] * (v - dv)
+            + phase[..., None, None]
+        )
         frames.append(0.5 + 0.08 * torch.sin(arg).sum(1))
     return torch.stack(frames).unsqueeze(0)
 
@@ -101,7 +105,9 @@ def test_flow_gradients_match_finite_differences():
     t = torch.arange(3, dtype=torch.float64)
     shifts = accelerating(t, (0.2, 0.1), (0.6, -0.4), (0.1, 0.2))
     frames = textured_clip(8, 8, shifts, seed=1)[:, :, :1].clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x: lucas_kanade_flow(x, levels=2, iterations=2, window=3), (frames,), fast_mode=True)
+    assert torch.autograd.gradcheck(
+        lambda x: lucas_kanade_flow(x, levels=2, iterations=2, window=3), (frames,), fast_mode=True
+    )
 
 
 def test_bad_inputs_fail_with_clear_errors():
