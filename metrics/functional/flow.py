@@ -246,7 +246,10 @@ _RAFT_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
 def _load_raft(weights: str | Path, model: str, device: torch.device) -> torch.nn.Module:
     try:
         from torchvision.models import optical_flow as tv_flow
-    except ImportError as e:  # torchvision absent or broken next to a CPU torch
+    except (
+        ImportError,
+        RuntimeError,
+    ) as e:  # absent, or broken next to a CPU torch ("torchvision::nms does not exist")
         raise MissingDependencyError("torchvision", "flow", "RAFT optical flow") from e
     if model not in ("raft_small", "raft_large"):
         raise InvalidValueError(f"raft model={model!r} is not known; allowed: raft_small, raft_large")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from newtonbench.errors import InvalidValueError
 from newtonbench.metrics.functional.kinematic import (
     kinematic_residual,
     kinematic_residual_from_flow,
     soft_centroids,
     track_residual,
 )
+
+from newtonbench.errors import InvalidValueError
 
 
 # The same synthetic texture as test_flow.py (test modules are not a package, so it is repeated here).
