@@ -489,7 +489,10 @@ class Reward:
         return ",".join(f"{n}={w:g}" for n, w in self.weights.items())
 
     def __call__(self, frames: Tensor, context: RewardContext) -> RewardOutput:
-        """Penalties for generated frames ``[B, T, C, H, W]`` in [0, 1] (T >= 4); differentiable in frames."""
+        """Penalties for generated frames ``[B, T, C, H, W]`` in [0, 1] (T >= 4); differentiable in frames.
+
+        Half-precision frames are evaluated in float32 (the result is float32; gradients flow back to the
+        half-precision frames)."""
         if not isinstance(frames, torch.Tensor) or frames.ndim != 5 or not frames.is_floating_point():
             raise InvalidValueError(
                 f"frames must be a float tensor [B, T, C, H, W] in [0, 1]; got {_shape(frames)}"
@@ -506,6 +509,9 @@ class Reward:
             raise InvalidValueError(
                 f"context.first_frame has {context.first_frame.shape[1]} channels; frames have {frames.shape[2]}"
             )
+        if frames.dtype in (torch.float16, torch.bfloat16):
+            # bf16 decodes (training on GPU): the flow's 2x2 solves and the centroid fits need float32.
+            frames = frames.float()
         batch = _Batch(frames, context, self.options)
         terms = {name: term(batch) for name, term in self._terms.items()}
         total = sum(self.weights[n] * v for n, v in terms.items())

@@ -301,3 +301,14 @@ def test_cuda_reward_equals_cpu(clips):
     )
     gpu = reward(frames.cuda(), gpu_ctx).total.cpu()
     torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=1e-2)
+
+
+def test_bfloat16_frames_are_scored_in_float32(clips):
+    reward = build_reward("kinematic=1,mass=0.5")
+    x = clips["physics"].to(torch.bfloat16).requires_grad_(True)
+    out = reward(x, context(clips))
+    assert out.total.dtype == torch.float32
+    ref = reward(x.detach().float(), context(clips)).total
+    torch.testing.assert_close(out.total, ref)
+    (grad,) = torch.autograd.grad(out.total.sum(), x)
+    assert grad.dtype == torch.bfloat16 and torch.isfinite(grad.float()).all()
