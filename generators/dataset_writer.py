@@ -26,8 +26,20 @@ import newtonbench
 from newtonbench import atomic
 from newtonbench.camera import Camera
 from newtonbench.errors import InvalidValueError, check_range
-from newtonbench.schema import (DATASET_FORMAT_VERSION, DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_NUM_FRAMES, DEFAULT_WIDTH,
-                                DISTRIBUTIONS, GRAVITY, MANIFEST_SCHEMA, PRIMITIVES, SPLITS, TRAJECTORY_SCHEMA, clip_id)
+from newtonbench.schema import (
+    DATASET_FORMAT_VERSION,
+    DEFAULT_FPS,
+    DEFAULT_HEIGHT,
+    DEFAULT_NUM_FRAMES,
+    DEFAULT_WIDTH,
+    DISTRIBUTIONS,
+    GRAVITY,
+    MANIFEST_SCHEMA,
+    PRIMITIVES,
+    SPLITS,
+    TRAJECTORY_SCHEMA,
+    clip_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +165,11 @@ class Clip:
 def build_clip(config: GenerateConfig, primitive: str, split: str, distribution: str, index: int,
                renderer=None) -> Clip:
     """Sample, simulate, place the camera, render: everything about one clip, nothing written."""
+    from newtonbench.generators.objects import get_object
     from newtonbench.generators.primitives.base import get_primitive
     from newtonbench.generators.renderers import get_renderer
     from newtonbench.generators.renderers.base import radius
     from newtonbench.generators.sampling import clip_rng, sample_spec
-    from newtonbench.generators.objects import get_object
     from newtonbench.generators.scenes import describe, place_camera, sample_scene
 
     cid = clip_id(primitive, split, distribution, index)
@@ -283,9 +295,8 @@ def check_output_dir(out: Path) -> None:
 
 def generate(config: GenerateConfig, progress: bool = True) -> Path:
     """Generate (or finish) the dataset described by `config`; returns its folder."""
-    from tqdm.auto import tqdm
-
     from newtonbench.generators.renderers import get_renderer
+    from tqdm.auto import tqdm
 
     check_output_dir(config.out)
     get_renderer(config.renderer)  # fail before anything is written if it cannot run here
@@ -332,20 +343,21 @@ def consolidate(config: GenerateConfig, clip_ids: list[str]) -> None:
     tschema = _arrow_schema(TRAJECTORY_SCHEMA)
     counts: dict[str, int] = {}
     ids = sorted(clip_ids)
-    with atomic.atomic_path(root / "manifest.parquet") as mtmp, atomic.atomic_path(root / "trajectories.parquet") as ttmp:
-        with pq.ParquetWriter(mtmp, mschema) as mw, pq.ParquetWriter(ttmp, tschema) as tw:
-            for start in range(0, len(ids), BATCH_CLIPS):
-                mrows, tcols = [], {n: [] for n in tschema.names}
-                for cid in ids[start:start + BATCH_CLIPS]:
-                    shard = json.loads((root / SHARDS / f"{cid}.json").read_text())
-                    mrows.append(shard["manifest"])
-                    for n in tschema.names:
-                        tcols[n].extend(shard["trajectory"][n])
-                    m = shard["manifest"]
-                    key = f"{m['primitive']}/{m['split']}/{m['distribution']}"
-                    counts[key] = counts.get(key, 0) + 1
-                mw.write_table(pa.Table.from_pylist(mrows, schema=mschema))
-                tw.write_table(pa.Table.from_pydict(tcols, schema=tschema))
+    with (atomic.atomic_path(root / "manifest.parquet") as mtmp,
+          atomic.atomic_path(root / "trajectories.parquet") as ttmp,
+          pq.ParquetWriter(mtmp, mschema) as mw, pq.ParquetWriter(ttmp, tschema) as tw):
+        for start in range(0, len(ids), BATCH_CLIPS):
+            mrows, tcols = [], {n: [] for n in tschema.names}
+            for cid in ids[start:start + BATCH_CLIPS]:
+                shard = json.loads((root / SHARDS / f"{cid}.json").read_text())
+                mrows.append(shard["manifest"])
+                for n in tschema.names:
+                    tcols[n].extend(shard["trajectory"][n])
+                m = shard["manifest"]
+                key = f"{m['primitive']}/{m['split']}/{m['distribution']}"
+                counts[key] = counts.get(key, 0) + 1
+            mw.write_table(pa.Table.from_pylist(mrows, schema=mschema))
+            tw.write_table(pa.Table.from_pydict(tcols, schema=tschema))
     atomic.write_json(root / "dataset.json", dataset_info(config, counts, len(ids)))
 
 

@@ -11,7 +11,7 @@ ramps (which need a flat or round contact face) have their own pools.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,7 @@ def data_path() -> Path:
     return Path(pybullet_data.getDataPath())
 
 
-@lru_cache(maxsize=None)
+@cache
 def mesh_bounds(mesh: str) -> tuple[np.ndarray, np.ndarray]:
     """(centre, extents) of a pybullet_data mesh's vertices, in its file's units."""
     verts = []
@@ -127,7 +127,7 @@ def create_shapes(client: int, obj: ObjectDef, size: float, *, collision: bool, 
         s = size / ext_body.max()
         # Shift the mesh so the bounding-box centre is the body origin, then rotate it to z-up.
         offset = -(_rot(obj.orientation_euler) @ (centre * s))
-        kw = dict(fileName=str(data_path() / obj.mesh), meshScale=[s, s, s])
+        kw = {"fileName": str(data_path() / obj.mesh), "meshScale": [s, s, s]}
         if collision:
             col = p.createCollisionShape(p.GEOM_MESH, **kw, collisionFramePosition=offset.tolist(),
                                          collisionFrameOrientation=q, physicsClientId=client)
@@ -137,19 +137,19 @@ def create_shapes(client: int, obj: ObjectDef, size: float, *, collision: bool, 
         return col, vis
     ext = np.asarray(obj.unit_extents) * size
     if obj.kind == "box":
-        args = dict(shapeType=p.GEOM_BOX, halfExtents=(ext / 2).tolist())
+        args = {"shapeType": p.GEOM_BOX, "halfExtents": (ext / 2).tolist()}
         col_args, vis_args = args, args
     elif obj.kind == "sphere":
-        col_args = vis_args = dict(shapeType=p.GEOM_SPHERE, radius=float(ext[0] / 2))
+        col_args = vis_args = {"shapeType": p.GEOM_SPHERE, "radius": float(ext[0] / 2)}
     elif obj.kind in ("cylinder", "capsule"):
         # Bullet's cylinder/capsule axis is the shape's z; unit_extents are given after rotation.
         axis_len = float(ext.max())
-        radius = float(sorted(ext)[0] / 2)
+        radius = float(min(ext) / 2)
         shape = p.GEOM_CYLINDER if obj.kind == "cylinder" else p.GEOM_CAPSULE
         # A capsule's `height` excludes its two hemispherical caps.
         height = axis_len if obj.kind == "cylinder" else axis_len - 2 * radius
-        col_args = dict(shapeType=shape, radius=radius, height=height)
-        vis_args = dict(shapeType=shape, radius=radius, length=height)
+        col_args = {"shapeType": shape, "radius": radius, "height": height}
+        vis_args = {"shapeType": shape, "radius": radius, "length": height}
     else:  # pragma: no cover - the registry only holds the kinds above
         raise ValueError(obj.kind)
     if collision:

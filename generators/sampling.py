@@ -8,10 +8,10 @@ in, not on which other clips are generated alongside it.
 from __future__ import annotations
 
 import numpy as np
-
-from newtonbench.errors import InvalidValueError
 from newtonbench.generators.objects import check_object, get_object, pool
 from newtonbench.generators.primitives.base import Range, Spec, get_primitive
+
+from newtonbench.errors import InvalidValueError
 from newtonbench.schema import DISTRIBUTIONS, GRAVITY, PRIMITIVES, SPLITS
 
 OBJECT_SIZE_M = Range(0.15, 0.35)

@@ -182,7 +182,7 @@ def _check_columns(path: Path, schema) -> None:
 
     try:
         have = set(pq.read_schema(path).names)
-    except Exception as e:  # noqa: BLE001 - pyarrow raises several unrelated types for a bad file
+    except Exception as e:
         raise DatasetError(f"{path}: not a readable parquet file ({e.__class__.__name__})") from e
     missing = [n for n in schema.names if n not in have]
     if missing:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class Spec:
     @property
     def substeps(self) -> int:
         """Physics steps per video frame, so that every frame falls exactly on a physics step."""
-        return int(math.ceil(self.sim_hz / self.fps - 1e-9))
+        return math.ceil(self.sim_hz / self.fps - 1e-9)
 
     @property
     def dt(self) -> float:
@@ -132,7 +133,7 @@ class Primitive:
     spec_cls: type[Spec] = Spec
     use: str = "flight"  # which object pool: flight | ramp
     # distribution -> parameter -> Range; documented in docs/generate.md.
-    ranges: dict[str, dict[str, Range]] = {}
+    ranges: ClassVar[dict[str, dict[str, Range]]] = {}
     description: str = ""
 
     def sample_params(self, rng: np.random.Generator, distribution: str) -> dict:
@@ -176,4 +177,10 @@ def primitive_names() -> list[str]:
 
 def _load_all() -> None:
     # Importing the modules registers them; the order of PRIMITIVES follows schema.PRIMITIVES.
-    from newtonbench.generators.primitives import free_fall, horizontal_throw, parabolic_throw, ramp_down, ramp_up  # noqa: F401
+    from newtonbench.generators.primitives import (  # noqa: F401
+        free_fall,
+        horizontal_throw,
+        parabolic_throw,
+        ramp_down,
+        ramp_up,
+    )

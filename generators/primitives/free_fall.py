@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 
 from newtonbench.errors import InvalidValueError
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,7 +37,7 @@ class FreeFall(Primitive):
     spec_cls = FreeFallSpec
     use = "flight"
     description = "released from rest at a height; falls and lands on the floor"
-    ranges = {
+    ranges: ClassVar[dict[str, dict[str, Range]]] = {
         "id": {"height_m": Range(0.5, 2.0)},
         "ood": {"height_m": Range(2.5, 4.0)},
     }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
-
 from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 from newtonbench.generators.primitives.free_fall import check_clearance
+
 from newtonbench.errors import check_range
 
 
@@ -29,7 +30,7 @@ class HorizontalThrow(Primitive):
     spec_cls = HorizontalThrowSpec
     use = "flight"
     description = "launched horizontally from a height; flies on a parabola and lands"
-    ranges = {
+    ranges: ClassVar[dict[str, dict[str, Range]]] = {
         "id": {"height_m": Range(0.8, 2.0), "speed_mps": Range(1.0, 3.0)},
         "ood": {"height_m": Range(2.5, 3.5), "speed_mps": Range(3.5, 5.0)},
     }

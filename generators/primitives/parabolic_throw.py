@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
-
-from newtonbench.errors import check_range
 from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 from newtonbench.generators.primitives.free_fall import check_clearance
+
+from newtonbench.errors import check_range
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +33,7 @@ class ParabolicThrow(Primitive):
     spec_cls = ParabolicThrowSpec
     use = "flight"
     description = "launched upwards at an angle; rises, falls and lands"
-    ranges = {
+    ranges: ClassVar[dict[str, dict[str, Range]]] = {
         "id": {"height_m": Range(0.3, 1.0), "speed_mps": Range(2.5, 4.5), "launch_angle_deg": Range(30.0, 60.0)},
         "ood": {"height_m": Range(1.5, 2.5), "speed_mps": Range(5.0, 6.5), "launch_angle_deg": Range(30.0, 60.0)},
     }

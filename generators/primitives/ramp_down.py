@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 
 from newtonbench.errors import InvalidValueError, check_range
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 from newtonbench.schema import GRAVITY
 
 # Accepted down-slope accelerations at g = 9.81 (m/s^2): slower is hard to see in 2 s, faster runs
@@ -47,7 +48,7 @@ class RampDown(Primitive):
     spec_cls = RampDownSpec
     use = "ramp"
     description = "released at rest on an incline; slides down against kinetic friction"
-    ranges = {
+    ranges: ClassVar[dict[str, dict[str, Range]]] = {
         "id": {"ramp_angle_deg": Range(20.0, 35.0), "friction": Range(0.1, 0.4)},
         "ood": {"ramp_angle_deg": Range(20.0, 35.0), "friction": Range(0.45, 0.6)},
     }

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
-
-from newtonbench.errors import check_range
 from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 from newtonbench.generators.primitives.ramp_down import slope_accel
+
+from newtonbench.errors import check_range
 from newtonbench.schema import GRAVITY
 
 
@@ -48,7 +49,7 @@ class RampUp(Primitive):
     spec_cls = RampUpSpec
     use = "ramp"
     description = "launched up an incline; decelerates, stops, and slides back down if tan θ > μ"
-    ranges = {
+    ranges: ClassVar[dict[str, dict[str, Range]]] = {
         "id": {"ramp_angle_deg": Range(15.0, 35.0), "friction": Range(0.1, 0.4), "speed_mps": Range(1.5, 3.0)},
         "ood": {"ramp_angle_deg": Range(15.0, 35.0), "friction": Range(0.45, 0.6), "speed_mps": Range(3.5, 4.5)},
     }

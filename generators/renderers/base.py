@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from newtonbench.camera import Camera
 from newtonbench.generators.objects import create_shapes, get_object
 from newtonbench.generators.primitives.base import Spec, Trajectory
 from newtonbench.generators.scenes import Scene, Texture
+
+from newtonbench.camera import Camera
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,9 @@ class PyBulletRenderer:
         du, dv = self.pixel_offset
         view = camera.opengl_view_matrix()
         proj = dataclasses.replace(camera, cx=camera.cx - du, cy=camera.cy - dv).opengl_projection_matrix()
-        light = dict(lightDirection=list(scene.light_direction), lightColor=[1.0, 1.0, 1.0], lightDistance=10.0,
-                     shadow=0, lightAmbientCoeff=scene.light_ambient, lightDiffuseCoeff=scene.light_diffuse,
-                     lightSpecularCoeff=scene.light_specular)
+        light = {"lightDirection": list(scene.light_direction), "lightColor": [1.0, 1.0, 1.0], "lightDistance": 10.0,
+                     "shadow": 0, "lightAmbientCoeff": scene.light_ambient, "lightDiffuseCoeff": scene.light_diffuse,
+                     "lightSpecularCoeff": scene.light_specular}
         flag = self._flag(p)
 
         def shoot():

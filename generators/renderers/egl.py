@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pkgutil
 
-from newtonbench.errors import RendererUnavailableError
 from newtonbench.generators.renderers.base import PyBulletRenderer
+
+from newtonbench.errors import RendererUnavailableError
 
 
 def _plugin_file() -> str | None:

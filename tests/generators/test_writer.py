@@ -1,0 +1,210 @@
+"""The dataset writer: layout, worker-count independence, resume after a kill, validate, the reader."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from newtonbench.generators.dataset_writer import GenerateConfig, generate
+from newtonbench.generators.validate import validate
+
+from newtonbench.cli import cli
+from newtonbench.dataset import open_dataset
+from newtonbench.errors import DatasetError
+from newtonbench.schema import MANIFEST_SCHEMA, TRAJECTORY_SCHEMA
+from newtonbench.video import read_video
+
+SMALL = {"num_clips": 1, "width": 64, "height": 64, "fps": 8.0, "num_frames": 12, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "DATA"
+    return generate(GenerateConfig(out=out, workers=1, **SMALL), progress=False)
+
+
+@pytest.fixture(scope="module")
+def data_two_workers(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench2") / "DATA"
+    return generate(GenerateConfig(out=out, workers=2, **SMALL), progress=False)
+
+
+def _same_dataset(a: Path, b: Path) -> None:
+    da, db = open_dataset(a), open_dataset(b)
+    pd.testing.assert_frame_equal(da.manifest, db.manifest)
+    pd.testing.assert_frame_equal(da.trajectories, db.trajectories)
+    assert (a / "manifest.parquet").read_bytes() == (b / "manifest.parquet").read_bytes()
+    assert (a / "trajectories.parquet").read_bytes() == (b / "trajectories.parquet").read_bytes()
+    assert (a / "dataset.json").read_text() == (b / "dataset.json").read_text()
+    for cid in da.manifest["clip_id"]:
+        np.testing.assert_array_equal(read_video(da.video_path(cid)).frames, read_video(db.video_path(cid)).frames)
+        np.testing.assert_array_equal(da.masks(cid), db.masks(cid))
+        np.testing.assert_array_equal(da.first_frame(cid), db.first_frame(cid))
+        np.testing.assert_array_equal(da.background(cid), db.background(cid))
+
+
+def test_layout_and_schema(data):
+    ds = open_dataset(data)
+    # 5 primitives x (train-id, test-id, test-ood): the test split holds ID and OOD for every primitive.
+    assert len(ds) == 15
+    groups = set(map(tuple, ds.manifest[["primitive", "split", "distribution"]].to_numpy()))
+    assert all((p, "test", d) in groups for p in ds.manifest["primitive"].unique() for d in ("id", "ood"))
+    assert not (ds.manifest["split"].eq("train") & ds.manifest["distribution"].eq("ood")).any()
+    assert set(MANIFEST_SCHEMA.names) <= set(ds.manifest.columns)
+    assert set(TRAJECTORY_SCHEMA.names) <= set(ds.trajectories.columns)
+    assert len(ds.trajectories) == 15 * 12
+    cid = "ramp_up-test-ood-000000"
+    row = ds.clip(cid)
+    assert row["friction"] > 0.44 and row["height_m"] is None or np.isnan(row["height_m"])
+    assert len(row["world_to_camera"]) == 16
+    assert ds.video_path(cid) == data / "videos" / f"{cid}.mp4"
+    assert ds.first_frame(cid).shape == (64, 64, 3) and ds.background(cid).shape == (64, 64, 3)
+    m = ds.masks(cid)
+    assert m.shape == (12, 64, 64) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 1}
+    assert ds.camera(cid).fx == row["fx"]
+    assert list(ds.trajectory(cid)["frame"]) == list(range(12))
+    assert len(ds.select(primitives="free_fall", splits=["test"])) == 2
+    assert len(ds.manifest_sha256) == 64
+    # Decoded video frames stay close to the rendered first frame (crf 10).
+    video = read_video(ds.video_path(cid)).frames
+    assert np.abs(video[0].astype(int) - ds.first_frame(cid).astype(int)).mean() < 2.0
+    assert all(isinstance(p, str) and len(p) > 20 for p in ds.manifest["prompt"])
+
+
+def test_same_output_for_any_worker_count(data, data_two_workers):
+    _same_dataset(data, data_two_workers)
+
+
+def test_killed_run_resumes_to_the_same_dataset(data, tmp_path):
+    out = tmp_path / "DATA"
+    cmd = [sys.executable, "-m", "newtonbench", "generate", "--out", str(out), "--no-progress",
+           "--num-clips", "1", "--width", "64", "--height", "64", "--fps", "8", "--num-frames", "12", "--seed", "3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    shards = out / ".shards"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not shards.is_dir() or len(list(shards.glob("*.json"))) < 4):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(shards.glob("*.json")))
+    assert 4 <= done < 15, f"the kill came too late ({done} clips finished)"
+    assert not (out / "manifest.parquet").exists()
+    with pytest.raises(DatasetError, match="missing"):
+        open_dataset(out)
+    generate(GenerateConfig(out=out, **SMALL), progress=False)
+    _same_dataset(data, out)
+
+
+def test_rerun_skips_finished_clips(data):
+    before = {p: p.stat().st_mtime_ns for p in (data / "videos").iterdir()}
+    generate(GenerateConfig(out=data, **SMALL), progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (data / "videos").iterdir()} == before
+
+
+def test_validate_passes_and_cli_prints_a_table(data):
+    report = validate(data)
+    assert report.ok, report.table()
+    assert all(np.isfinite(c.accel_rel_err) and c.accel_rel_err < 0.01 for c in report.clips)
+    res = CliRunner().invoke(cli, ["validate", str(data), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "ramp_up/test/ood" in res.output and "PASSED: 15/15" in res.output
+
+
+def test_validate_fails_on_wrong_physics_and_missing_files(data, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(data, bad)
+    traj = pd.read_parquet(bad / "trajectories.parquet")
+    sel = traj["clip_id"] == "free_fall-test-id-000000"
+    traj.loc[sel, "z"] = traj.loc[sel, "z"] - 0.03 * traj.loc[sel, "t"] ** 2  # a = -g - 0.06: 0.6 % off
+    traj.loc[traj["clip_id"] == "ramp_down-train-id-000000", "z"] *= 1.05
+    for cid in ("free_fall-test-id-000000", "ramp_down-train-id-000000"):  # keep (u, v) consistent
+        rows = traj["clip_id"] == cid
+        traj.loc[rows, ["u", "v"]] = open_dataset(data).camera(cid).project(traj.loc[rows, ["x", "y", "z"]].to_numpy())
+    traj.to_parquet(bad / "trajectories.parquet")
+    (bad / "videos" / "ramp_up-test-id-000000.mp4").write_bytes(b"not a video")
+    (bad / "masks" / "free_fall-train-id-000000.npz").unlink()
+    report = validate(bad)
+    failing = {c.clip_id for c in report.clips if not c.ok}
+    assert failing == {"ramp_down-train-id-000000", "ramp_up-test-id-000000", "free_fall-train-id-000000"}
+    res = CliRunner().invoke(cli, ["validate", str(bad), "--no-progress"])
+    assert res.exit_code == 1 and "FAIL" in res.output
+
+
+def test_gravity_override_keeps_the_scene(data, tmp_path):
+    out = generate(GenerateConfig(out=tmp_path / "moon", primitives=("parabolic_throw", "ramp_down"), gravity=4.0,
+                                  **SMALL), progress=False)
+    real, moon = open_dataset(data), open_dataset(out)
+    assert moon.info["gravity"] == 4.0 and set(moon.manifest["gravity"]) == {4.0}
+    for cid in moon.manifest["clip_id"]:
+        a, b = real.clip(cid), moon.clip(cid)
+        for k in ("object", "object_size_m", "world_to_camera", "fx", "ramp_angle_deg", "friction", "speed_mps",
+                  "colour", "object_texture", "floor_texture"):
+            assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), k
+        np.testing.assert_array_equal(real.first_frame(cid), moon.first_frame(cid))
+        np.testing.assert_array_equal(real.background(cid), moon.background(cid))
+    assert moon.clip("parabolic_throw-test-id-000000")["accel_z"] == -4.0
+    assert validate(out).ok
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--primitive", "fre_fall"], "did you mean 'free_fall'"),
+        (["--num-clips", "0"], "0 is not in the range"),
+        (["--fps", "0"], "--fps"),
+        (["--width", "0"], "--width"),
+        (["--width", "63"], "63x256"),
+        (["--split", "train", "--distribution", "ood"], "only in the test split"),
+        (["--object", "dck"], "did you mean 'duck'"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "never"
+    res = CliRunner().invoke(cli, ["generate", "--out", str(out), *args])
+    assert res.exit_code != 0 and message in res.output, res.output
+    assert "Traceback" not in res.output
+    assert not out.exists()
+
+
+def test_output_path_that_is_a_file(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    res = CliRunner().invoke(cli, ["generate", "--out", str(f)])
+    assert res.exit_code != 0 and "is a file" in res.output
+    assert f.read_text() == "x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_output_path_not_writable(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    res = CliRunner().invoke(cli, ["generate", "--out", str(ro / "DATA")])
+    assert res.exit_code != 0 and "not writable" in res.output
+
+
+def test_unavailable_egl_is_a_clear_error(tmp_path, monkeypatch):
+    from newtonbench.generators.renderers import egl
+
+    # Simulate a pybullet build without the plugin: the check must fail before anything is written.
+    monkeypatch.setattr(egl, "_plugin_file", lambda: None)
+    res = CliRunner().invoke(cli, ["generate", "--out", str(tmp_path / "D"), "--renderer", "egl"])
+    assert res.exit_code != 0 and "renderer 'egl' is not available" in res.output
+    assert not (tmp_path / "D").exists()
+
+
+def test_open_dataset_errors(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        open_dataset(tmp_path / "nope")
+    with pytest.raises(DatasetError, match="not a NewtonBench dataset"):
+        open_dataset(tmp_path)
