@@ -121,8 +121,8 @@ class RewardOptions:
         kinematic_masked: weight the ``kinematic`` residual by the object's soft mask. None (default):
             masked when the context can find the object (background or first_mask), whole frame otherwise.
             Around a small moving object the whole-frame residual is dominated by occlusion edges in the
-            background (measured: 0.26 for an exact constant-acceleration 32x32 clip vs 0.41 with a
-            velocity kink); restricted to the object it separates them (0.06 vs 1.0).
+            background (measured: 0.26 for an exact constant-acceleration 32x32 clip vs 0.40 with a
+            velocity kink); restricted to the object it separates them (0.016 vs 1.11).
         mass_backend: ``"stats"`` (weight-free) or ``"vjepa2"``.
         vjepa2_path: local folder of a V-JEPA 2 model (``AutoModel.from_pretrained``), for ``"vjepa2"``.
         mask_threshold: RMS colour distance to the background (in [0, 1] intensity units) at which a
