@@ -58,6 +58,19 @@ def test_velocity_kink_gives_the_closed_form_residual():
     assert r > 100 * kinematic_residual(smooth).item()
 
 
+def test_max_side_reports_the_residual_in_full_resolution_pixels():
+    # The same kink as above at 64x48 (non-square: u and v scale differently), computed at a long side of 32.
+    t = torch.arange(8, dtype=torch.float64)
+    u = torch.where(t < 4, 0.5 * t, 1.5 + 2.0 * (t - 3))
+    clip = textured_clip(48, 64, torch.stack([u, 0.3 * u], 1)).float()
+    expected = 2 * (1.5**2 + 0.45**2) / 5
+    assert kinematic_residual(clip).item() == pytest.approx(expected, rel=0.1)
+    mask = torch.ones(1, 8, 48, 64)
+    assert kinematic_residual(clip, mask, max_side=32).item() == pytest.approx(expected, rel=0.1)
+    with pytest.raises(InvalidValueError, match="max_side=4"):
+        kinematic_residual(clip, max_side=4)
+
+
 def _bilinear_np(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """img [C, H, W] read at (u, v) [H, W] with border clamping."""
     h, w = img.shape[1:]
