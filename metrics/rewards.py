@@ -117,7 +117,8 @@ class RewardOptions:
     Attributes:
         flow: flow method of ``kinematic`` (``"lk"`` weight-free, ``"raft"``).
         flow_weights: local RAFT state dict, for ``flow="raft"``.
-        flow_max_side: compute LK flow at this long side (speed knob), None = full resolution.
+        flow_max_side: compute flow and residual of ``kinematic`` at this long side (a speed knob; the
+            value stays in full-resolution pixels), None = full resolution.
         kinematic_masked: weight the ``kinematic`` residual by the object's soft mask. None (default):
             masked when the context can find the object (background or first_mask), whole frame otherwise.
             Around a small moving object the whole-frame residual is dominated by occlusion edges in the
@@ -163,7 +164,7 @@ class RewardOptions:
         kw: dict = {}
         if self.flow == "raft":
             kw["weights"] = self.flow_weights
-        elif self.flow_max_side is not None:
+        if self.flow_max_side is not None:
             kw["max_side"] = self.flow_max_side
         return kw
 
