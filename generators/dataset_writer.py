@@ -163,8 +163,11 @@ class Clip:
 
 
 def build_clip(config: GenerateConfig, primitive: str, split: str, distribution: str, index: int,
-               renderer=None) -> Clip:
-    """Sample, simulate, place the camera, render: everything about one clip, nothing written."""
+               renderer=None, timings: dict | None = None) -> Clip:
+    """Sample, simulate, place the camera, render: everything about one clip, nothing written.
+    `timings`, if given, accumulates seconds spent in "sim" and "render"."""
+    import time
+
     from newtonbench.generators.objects import get_object
     from newtonbench.generators.primitives.base import get_primitive
     from newtonbench.generators.renderers import get_renderer
@@ -180,11 +183,16 @@ def build_clip(config: GenerateConfig, primitive: str, split: str, distribution:
     scene = sample_scene(rng, split)
     # The camera comes from the nominal-gravity path, so a counterfactual --gravity shows the very
     # same scene and first frame as the real clip of the same seed.
+    t0 = time.perf_counter()
     nominal = spec if spec.gravity == GRAVITY else dataclasses.replace(spec, gravity=GRAVITY)
     traj_nominal = prim.simulate(nominal)
     traj = traj_nominal if nominal is spec else prim.simulate(spec)
     camera = place_camera(scene, traj_nominal.position, radius(spec), config.width, config.height)
+    t1 = time.perf_counter()
     rendered = (renderer or get_renderer(config.renderer)).render(spec, traj, scene, camera)
+    if timings is not None:
+        timings["sim"] = timings.get("sim", 0.0) + t1 - t0
+        timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t1
 
     uv = camera.project(traj.position)
     visible = rendered.masks.reshape(len(rendered.masks), -1).any(axis=1)
@@ -256,11 +264,16 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def write_clip(config: GenerateConfig, clip: Clip) -> None:
+def write_clip(config: GenerateConfig, clip: Clip, timings: dict | None = None) -> None:
+    """Write one clip's files; `timings`, if given, accumulates "encode" (H.264) and "write" (the rest)."""
+    import time
+
     from newtonbench.video import write_video
 
     paths = clip_paths(config.out, clip.clip_id)
+    t0 = time.perf_counter()
     write_video(paths["video"], clip.frames, fps=config.fps)
+    t1 = time.perf_counter()
     atomic.write_bytes(paths["first_frame"], _png_bytes(clip.frames[0]))
     atomic.write_bytes(paths["background"], _png_bytes(clip.background))
     buf = io.BytesIO()
@@ -269,6 +282,9 @@ def write_clip(config: GenerateConfig, clip: Clip) -> None:
     # The shard goes last: its presence marks the clip finished.
     shard = {"fingerprint": config.fingerprint(), "manifest": clip.manifest_row, "trajectory": clip.trajectory_rows}
     atomic.write_text(paths["shard"], json.dumps(shard))
+    if timings is not None:
+        timings["encode"] = timings.get("encode", 0.0) + t1 - t0
+        timings["write"] = timings.get("write", 0.0) + time.perf_counter() - t1
 
 
 def _work(args) -> str:

@@ -5,11 +5,13 @@ use the same `newtonbench.camera.Camera`, passed to PyBullet as OpenGL matrices 
 intrinsics, so that the stored (u, v) and the pixels agree.
 
 Speed: the static scene (floor, backdrop, ramp) is drawn once, with its depth buffer: that is the
-clean background plate. Each frame then draws the object alone and composites it over the plate by
-depth, which gives the same picture as drawing the whole scene (shadows are off, nothing is
-transparent, and the z-test is the same one the renderer applies) at a tenth of the cost, since
-TinyRenderer's time goes into the large textured floor and wall. The object-only pass also yields
-the segmentation mask, which the depth test trims to the visible pixels.
+clean background plate. Each frame then draws the object alone, only in the small window of the
+image that can hold it (the same camera with its principal point moved), and composites it over the
+plate by depth. That gives the same picture as drawing the whole scene (shadows are off, nothing is
+transparent, and the z-test is the one the renderer applies itself; tests/generators/test_render.py
+compares the two) at a fraction of the cost: TinyRenderer's time goes into pixels, and the floor
+and wall cover them all. The object-only pass also yields the segmentation mask, which the depth
+test trims to the visible pixels.
 """
 
 from __future__ import annotations
@@ -70,10 +72,14 @@ class PyBulletRenderer:
                      "lightSpecularCoeff": scene.light_specular}
         flag = self._flag(p)
 
-        def shoot():
-            _, _, rgba, depth, seg = p.getCameraImage(w, h, view, proj, renderer=flag, physicsClientId=client, **light)
-            return (np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3],
-                    np.asarray(depth, dtype=np.float32).reshape(h, w), np.asarray(seg).reshape(h, w))
+        def shoot(x0=0, y0=0, ww=w, hh=h):
+            """Draw the window [x0, x0 + ww) x [y0, y0 + hh) of the camera's image: the same pixel grid,
+            with the principal point moved, so a window is exactly that part of the full picture."""
+            pr = proj if (x0, y0, ww, hh) == (0, 0, w, h) else dataclasses.replace(
+                camera, width=ww, height=hh, cx=camera.cx - du - x0, cy=camera.cy - dv - y0).opengl_projection_matrix()
+            _, _, rgba, depth, seg = p.getCameraImage(ww, hh, view, pr, renderer=flag, physicsClientId=client, **light)
+            return (np.asarray(rgba, dtype=np.uint8).reshape(hh, ww, 4)[..., :3],
+                    np.asarray(depth, dtype=np.float32).reshape(hh, ww), np.asarray(seg).reshape(hh, ww))
 
         def texture(t: Texture) -> int:
             import cv2
@@ -118,20 +124,44 @@ class PyBulletRenderer:
 
         n = traj.num_frames
         frames = np.empty((n, h, w, 3), dtype=np.uint8)
-        masks = np.empty((n, h, w), dtype=np.uint8)
+        masks = np.zeros((n, h, w), dtype=np.uint8)
+        windows = _windows(camera, traj.position, radius(spec))
         for i in range(n):
             p.resetBasePositionAndOrientation(body, list(traj.position[i]), list(traj.orientation[i]),
                                               physicsClientId=client)
-            rgb, depth, seg = shoot()
             if full_scene:
-                m = seg == body
+                rgb, _, seg = shoot()
                 frames[i] = rgb
-            else:
-                # The object's pixel wins where it is nearer than the plate (the renderer's own z-test).
-                m = (seg == body) & (depth < plate_depth)
-                frames[i] = np.where(m[..., None], rgb, background)
-            masks[i] = m
+                masks[i] = seg == body
+                continue
+            frames[i] = background
+            x0, y0, x1, y1 = windows[i]
+            if x1 <= x0 or y1 <= y0:
+                continue  # out of view
+            # Only the object's window is drawn; its pixels win where they are nearer than the plate
+            # (the renderer's own z-test, on the same depth values).
+            rgb, depth, seg = shoot(x0, y0, x1 - x0, y1 - y0)
+            m = (seg == body) & (depth < plate_depth[y0:y1, x0:x1])
+            frames[i, y0:y1, x0:x1][m] = rgb[m]
+            masks[i, y0:y1, x0:x1] = m
         return Rendered(frames=frames, masks=masks, background=background)
+
+
+def _windows(camera: Camera, positions: np.ndarray, reach: float) -> np.ndarray:
+    """Per frame, the pixel window [x0, y0, x1, y1) that holds everything within `reach` metres of
+    the object's centre (plus 2 px), clipped to the image; empty when it is out of view."""
+    pc = camera.to_camera(positions)
+    uv = camera.project(positions)
+    near = np.maximum(pc[:, 2] - reach, 1e-3)
+    r_px = np.maximum(camera.fx, camera.fy) * reach / near + 2.0
+    lo = np.floor(uv - r_px[:, None]).astype(int)
+    hi = np.ceil(uv + r_px[:, None]).astype(int) + 1
+    lo = np.clip(lo, 0, [camera.width, camera.height])
+    hi = np.clip(hi, 0, [camera.width, camera.height])
+    # An object reaching behind the camera's near side: draw the whole picture.
+    full = pc[:, 2] - reach <= 0.05
+    lo[full], hi[full] = 0, [camera.width, camera.height]
+    return np.concatenate([lo, hi], axis=1)
 
 
 def radius(spec: Spec) -> float:
