@@ -300,8 +300,13 @@ def train(config: TrainConfig) -> dict:
     while global_step < config.steps:
         # The data order is a function of (seed, epoch) and a resumed run skips the batches its
         # checkpoint had consumed, so resuming reproduces an uninterrupted run exactly.
-        sampler.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(loader, done_in_epoch) if done_in_epoch else loader
+        # (accelerate's loaders re-seed their sampler from their own epoch counter on every __iter__,
+        # so the epoch is set on the loader, and again on the skipping loader, not on the sampler.)
+        loader.set_epoch(epoch)
+        batches = loader
+        if done_in_epoch:
+            batches = accelerator.skip_first_batches(loader, done_in_epoch)
+            batches.set_epoch(epoch)
         for batch in batches:
             done_in_epoch += 1
             micro = len(window)

@@ -40,3 +40,15 @@ def tiny_model(tmp_path_factory):
         return cache[variant]
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run on one thread: on this shared 2-core machine two threads per op measured 27x
+    slower (0.56 s vs 15 s for the same `sample` run) from thread hand-offs on microsecond kernels."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,146 @@
+"""`newtonbench posttrain` (both modes) and `newtonbench sample` through the real CLI on CPU, for a
+tiny random pipeline of every supported family saved with save_pretrained."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import VARIANTS, cli_ok
+from safetensors.torch import load_file
+
+from newtonbench.cli import cli
+from newtonbench.posttrain.families import LORA_WEIGHT_NAME, detect_family
+from newtonbench.posttrain.loop import load_lora_for_sampling
+from newtonbench.video import read_video
+
+TINY = ["--rank", "4", "--lr", "1e-3", "--seed", "1"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def read_log(run_dir):
+    with open(run_dir / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def lora(ckpt, name=LORA_WEIGHT_NAME):
+    return load_file(str(ckpt / name))
+
+
+def posttrain(model, bench, out, *extra):
+    return run("posttrain", "--model", model, "--bench", bench, "--out", out, *TINY, *extra)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_sft_checkpoints_resume_exactly_and_loads_back(variant, tiny_model, bench, tmp_path):
+    model = tiny_model(variant)
+    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
+    common = ("--mode", "sft", "--checkpointing-steps", "1", "--checkpoints-total-limit", "2")
+    cli_ok(posttrain(model, bench, interrupted, "--steps", "1", *common))
+    assert sorted(p.name for p in interrupted.glob("checkpoint-*")) == ["checkpoint-1"]
+    ckpt1 = lora(interrupted / "checkpoint-1")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in ckpt1.items())  # B starts at zero
+
+    # Without --resume an existing run is refused (nothing is overwritten).
+    refused = posttrain(model, bench, interrupted, "--steps", "3", *common)
+    assert refused.exit_code != 0 and "--resume" in refused.output
+
+    # Resume mid-epoch (2 train clips, batch 1): the loader skips the clip step 1 consumed.
+    cli_ok(posttrain(model, bench, interrupted, "--steps", "3", "--resume", *common))
+    names = sorted(p.name for p in interrupted.glob("checkpoint-*"))
+    assert names == ["checkpoint-2", "checkpoint-3"]  # the limit pruned checkpoint-1
+    rows = read_log(interrupted)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert all(math.isfinite(float(r["loss"])) and float(r["loss"]) > 0 for r in rows)
+    ckpt3 = lora(interrupted / "checkpoint-3")
+    assert ckpt3.keys() == ckpt1.keys()
+    assert any(not torch.equal(ckpt3[k], ckpt1[k]) for k in ckpt3)  # the weights keep changing
+
+    # Resuming reproduces an uninterrupted run: same data order, noise, optimizer state.
+    cli_ok(posttrain(model, bench, straight, "--steps", "3", *common))
+    ref = lora(straight / "checkpoint-3")
+    for k in ref:
+        torch.testing.assert_close(ckpt3[k], ref[k], rtol=1e-5, atol=1e-6)
+
+    # The saved LoRA loads back with the pipeline's own load_lora_weights and changes its output.
+    family = detect_family(model)
+    pipe = family.load(model, torch.float32)
+    for name in family.denoiser_names(pipe):
+        if name != "transformer":
+            assert (interrupted / "checkpoint-3" / family.lora_weight_name(name)).is_file()
+    load_lora_for_sampling(family, pipe, interrupted / "checkpoint-3")
+    from peft.utils import get_peft_model_state_dict
+
+    loaded = get_peft_model_state_dict(pipe.transformer, adapter_name="newtonbench_transformer")
+    for k, v in ckpt3.items():
+        torch.testing.assert_close(loaded[k.removeprefix("transformer.")], v)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_reward_mode_logs_finite_terms_and_updates_lora(variant, tiny_model, bench, tmp_path):
+    out = tmp_path / "run"
+    cli_ok(posttrain(tiny_model(variant), bench, out, "--mode", "reward", "--reward", "kinematic=1,mass=0.5,accel=1",
+                     "--steps", "2", "--inference-steps", "2", "-k", "1", "--guidance-scale", "1"))
+    rows = read_log(out)
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    for r in rows:
+        terms = {k: float(r[f"reward_{k}"]) for k in ("kinematic", "mass", "accel")}
+        assert all(math.isfinite(v) and v >= 0 for v in terms.values())
+        assert float(r["reward_total"]) == pytest.approx(terms["kinematic"] + 0.5 * terms["mass"] + terms["accel"],
+                                                         rel=1e-5)
+        assert float(r["time_reward_s"]) > 0 and float(r["time_step_s"]) > 0
+    # Only the expert that runs the last K steps gets gradients (Wan 2.2: transformer_2, low noise).
+    weights = {k: v for f in (out / "checkpoint-2").glob("pytorch_lora_weights*.safetensors") for k, v in
+               load_file(str(f)).items()}
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_sample_writes_one_scorable_video_per_clip_and_resumes(variant, tiny_model, bench, tmp_path):
+    model = tiny_model(variant)
+    run_dir, videos = tmp_path / "run", tmp_path / "videos"
+    cli_ok(posttrain(model, bench, run_dir, "--mode", "sft", "--steps", "1"))
+    args = ("sample", "--model", model, "--bench", bench, "--out", videos, "--lora", run_dir, "--inference-steps", "2")
+    first = run(*args)
+    cli_ok(first)
+    assert "wrote 2, skipped 0" in first.output
+    files = sorted(p.name for p in videos.iterdir())
+    assert files == ["free_fall-test-id-000000.mp4", "free_fall-test-id-000001.mp4"]
+    for f in files:
+        video = read_video(videos / f)
+        assert video.frames.shape == (9, 32, 32, 3)  # the bench's frame count and resolution
+        assert video.fps == pytest.approx(8.0)
+    again = run(*args, "--split", "test", "--split", "train")
+    cli_ok(again)
+    assert "wrote 2, skipped 2" in again.output  # existing test videos skipped, train clips added
+
+
+def test_clear_one_line_errors(tiny_model, bench, tmp_path):
+    from newtonbench.posttrain import testing
+
+    model = tiny_model("cogvideox")
+    cases = {
+        "does not exist": posttrain(tmp_path / "nope", bench, tmp_path / "o1"),
+        "no train clips": posttrain(model, testing.write_tiny_bench(tmp_path / "test_only", splits=("test",)),
+                                    tmp_path / "o2"),
+        "allowed for cogvideox: 4k+1": posttrain(model, bench, tmp_path / "o3", "--frames", "8"),
+        "unknown reward term": posttrain(model, bench, tmp_path / "o4", "--mode", "reward", "--reward", "kinematc=1"),
+        "not a NewtonBench dataset": posttrain(model, tmp_path, tmp_path / "o5"),
+    }
+    (tmp_path / "svd").mkdir()
+    (tmp_path / "svd" / "model_index.json").write_text('{"_class_name": "StableVideoDiffusionPipeline"}')
+    cases["is not supported; supported families: wan"] = posttrain(tmp_path / "svd", bench, tmp_path / "o6")
+    if not torch.cuda.is_available():
+        cases["no CUDA GPU"] = posttrain(model, bench, tmp_path / "o7", "--device", "cuda")
+    for expected, result in cases.items():
+        assert result.exit_code != 0, expected
+        lines = [ln for ln in result.output.splitlines() if ln.startswith("Error")]
+        assert len(lines) == 1, result.output
+        assert expected.lower() in lines[0].lower(), (expected, lines[0])
+        assert not (tmp_path / "o1").exists()
