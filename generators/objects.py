@@ -46,8 +46,8 @@ _add(ObjectDef("sphere", "ball", "sphere", split="train"))
 _add(ObjectDef("cube", "cube", "box", split="train"))
 _add(ObjectDef("cylinder", "cylinder", "cylinder", (0.7, 0.7, 1.0), split="train"))
 _add(ObjectDef("duck", "rubber duck", "mesh", mesh="duck.obj", orientation_euler=(np.pi / 2, 0.0, 0.0), split="train"))
-_add(ObjectDef("torus", "ring", "mesh", mesh="torus/torus_textured.obj", orientation_euler=(np.pi / 2, 0.0, 0.0),
-               split="train"))
+# The torus file's axis is its y: unrotated, the ring faces the camera.
+_add(ObjectDef("torus", "ring", "mesh", mesh="torus/torus_textured.obj", split="train"))
 _add(ObjectDef("soccer_ball", "soccer ball", "mesh", mesh="soccerball.obj", split="test"))
 _add(ObjectDef("capsule", "capsule", "capsule", (0.5, 0.5, 1.0), split="test"))
 _add(ObjectDef("teddy", "teddy bear", "mesh", mesh="teddy2_VHACD_CHs.obj", textured=False,

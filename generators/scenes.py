@@ -15,7 +15,10 @@ import numpy as np
 from newtonbench.camera import Camera
 from newtonbench.errors import InvalidValueError
 
-TEXTURE_SIZE = 64
+TEXTURE_SIZE = 64  # object textures
+# Floor and backdrop span metres of the view: TinyRenderer samples textures nearest-neighbour, so
+# they need about one texel per pixel not to look blocky.
+SURFACE_TEXTURE_SIZE = 256
 MIN_CAMERA_HEIGHT_M = 0.4
 
 # name -> RGB in [0, 1]; the names go into prompts.
@@ -139,10 +142,10 @@ def sample_scene(rng: np.random.Generator, split: str) -> Scene:
     object_texture = make_texture(obj_family, rng, colour, second)
     fc = FLOOR_COLOURS[int(rng.integers(len(FLOOR_COLOURS)))]
     floor_family = FLOOR_TEXTURES[split][int(rng.integers(len(FLOOR_TEXTURES[split])))]
-    floor_texture = make_texture(floor_family, rng, fc, _shade(fc, rng.uniform(0.5, 0.8)))
+    floor_texture = make_texture(floor_family, rng, fc, _shade(fc, rng.uniform(0.5, 0.8)), SURFACE_TEXTURE_SIZE)
     wc = WALL_COLOURS[int(rng.integers(len(WALL_COLOURS)))]
     wall_family = BACKDROP_TEXTURES[split][int(rng.integers(len(BACKDROP_TEXTURES[split])))]
-    backdrop_texture = make_texture(wall_family, rng, wc, _shade(wc, rng.uniform(0.6, 0.85)))
+    backdrop_texture = make_texture(wall_family, rng, wc, _shade(wc, rng.uniform(0.6, 0.85)), SURFACE_TEXTURE_SIZE)
     rc = (0.62, 0.45, 0.28)
     ramp_texture = make_texture("wood" if split == "train" else "marble", rng, rc, _shade(rc, 0.7))
     # Light from the camera's side of the plane (y < 0) and from above, so the visible face is lit.
@@ -161,7 +164,7 @@ def sample_scene(rng: np.random.Generator, split: str) -> Scene:
         light_diffuse=float(rng.uniform(0.35, 0.55)),
         light_specular=float(rng.uniform(0.0, 0.15)),
         hfov_deg=float(rng.uniform(35.0, 55.0)),
-        frame_margin=float(rng.uniform(1.2, 1.45)),
+        frame_margin=float(rng.uniform(1.1, 1.3)),
         offset=(float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1))),
         backdrop_distance_m=float(rng.uniform(1.0, 3.0)),
     )

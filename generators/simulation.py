@@ -23,8 +23,8 @@ RAMP_THICKNESS = 0.08
 FLOOR_FRICTION = 1.0
 # Free-flight objects after landing: some friction and a little rolling resistance keep a ball from
 # rolling out of the picture; none of it acts before the first contact.
-FLIGHT_OBJECT_FRICTION = 0.6
-FLIGHT_ROLLING_FRICTION = 0.02
+FLIGHT_OBJECT_FRICTION = 0.8
+FLIGHT_ROLLING_FRICTION = 0.1
 
 
 def _connect():
