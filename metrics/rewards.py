@@ -337,6 +337,7 @@ def load_vjepa2(path: str | Path, device: torch.device) -> torch.nn.Module:
         raise InvalidValueError(f"vjepa2_path={str(folder)!r} is not a model folder (no config.json)")
     key = (str(folder.resolve()), str(device))
     if key not in _VJEPA_CACHE:
+        log.info("loading V-JEPA 2 from %s", folder)
         model = AutoModel.from_pretrained(folder, local_files_only=True)
         if getattr(model.config, "model_type", None) != "vjepa2":
             raise InvalidValueError(
