@@ -109,15 +109,16 @@ _declare(MetricInfo(
     "eps = (0.05 px)^2 per step; 1 = all motion is smooth Newtonian motion, 0 = jitter or no motion"))
 _declare(MetricInfo(
     "consistency", "1", 0.0, 1.0, True, False, 1,
-    "exp(-(d_col / 0.05 + d_shape / 0.25 + d_bg / 0.02)): d_col = mean_k ||μ_k - μ_0|| object mean "
-    "RGB (in [0, 1]) against the first frame, d_shape = mean_k |log(A_k / A_0) - log(Â_k / Â_0)| object "
-    "area change beyond the ground truth's, d_bg = mean_k mean |I_k - I_0| over pixels outside both "
-    "objects (flicker, drift); 1 = the object and the background stay the same"))
+    "exp(-(d_col / 0.1 + d_shape / 1.0 + d_bg / 0.02)): d_col = median_k ||χ_k - χ_0|| of the object's "
+    "mean chromaticity RGB/(R+G+B) against the first frame, d_shape = median_k |log(A_k / A_0) - "
+    "log(Â_k / Â_0)| its area change beyond the ground truth's, d_bg = mean_k mean |I_k - I_0| over "
+    "pixels >= 4 px outside both objects (flicker, drift); 1 = the object and the background stay the same"))
 _declare(MetricInfo(
-    "kinematic_residual", "px^2/frame^4", 0.0, None, False, True, 1,
-    "mean_t mean_pixels ||φ(t+1) - 2 φ(t) + φ(t-1)||^2 on optical flow φ (weight-free Lucas-Kanade "
-    "by default, RAFT optional), weighted by the generated object mask; 0 = constant acceleration "
-    "(the paper's Newtonian kinematic constraint)"))
+    "kinematic_residual", "px^2/frame^6", 0.0, None, False, True, 1,
+    "mean_t mean_pixels ||φ(t+1) - 2 φ(t) + φ(t-1)||^2 on optical flow φ (px/frame; weight-free "
+    "Lucas-Kanade by default, RAFT optional) read along the flow's trajectories and weighted by the "
+    "generated object mask, on the benchmark's pixel grid; 0 = constant acceleration (the paper's "
+    "Newtonian kinematic constraint; metrics.functional.kinematic)"))
 # PISA's exact definitions (vision-x-nyu/pisa-experiments utils/metrics.py), --pisa-compatible only:
 # generated frame i is compared with ground-truth frame int(i * fps_gt / fps_pred).
 _declare(MetricInfo(

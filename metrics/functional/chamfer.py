@@ -17,9 +17,8 @@ only P \\ G points need distances, and only to ∂G: cdist([N, |P \\ G|, 2], [N,
 from __future__ import annotations
 
 import torch
-from torch import Tensor
-
 from newtonbench.metrics.functional._util import erode, masked_mean
+from torch import Tensor
 
 # Upper bound on the elements of one pairwise-distance block (float32: 64 MiB). Frames are processed
 # in groups under this bound: a memory limit, not a per-frame loop (one group in the usual case).
@@ -28,12 +27,15 @@ _BLOCK_ELEMENTS = 1 << 24
 
 def _gather_points(sel: Tensor, w: int) -> tuple[Tensor, Tensor]:
     """[N, HW] bool -> coords [N, K, 2] (row, col) of the set pixels, padded; ok [N, K]."""
+    n = sel.shape[0]
     counts = sel.sum(1)
-    k = int(counts.max()) if sel.numel() else 0
-    k = max(k, 1)
-    # Stable descending sort of the 0/1 flags puts the set pixels first, in raster order.
-    idx = torch.sort(sel.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :k]
-    pts = torch.stack([idx // w, idx % w], -1).to(torch.float32)
+    k = max(int(counts.max()) if n else 0, 1)
+    nz = sel.nonzero()  # [M, 2] (frame, flat index), frame-major: each frame's pixels in raster order
+    frame, flat = nz[:, 0], nz[:, 1]
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(frame), device=sel.device) - starts[frame]
+    pts = torch.zeros(n, k, 2, dtype=torch.float32, device=sel.device)
+    pts[frame, rank] = torch.stack([flat // w, flat % w], -1).to(torch.float32)
     ok = torch.arange(k, device=sel.device).unsqueeze(0) < counts.unsqueeze(1)
     return pts, ok
 

@@ -10,9 +10,8 @@ binary_mask_IOU), a frame where only one is empty counts 0. Mean over the valid 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
-
 from newtonbench.metrics.functional._util import masked_mean
+from torch import Tensor
 
 
 def mask_iou_per_frame(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:

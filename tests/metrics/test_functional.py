@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance, chamfer_per_frame
 from newtonbench.metrics.functional.consistency import consistency, consistency_terms
@@ -159,7 +158,7 @@ def test_smoothness_parabola_one_jitter_low_frozen_zero_numpy():
     k = np.arange(32.0)
     track = np.stack([3.0 * k, 40 + 0.2 * k**2], -1)[None]
     valid = np.ones((1, 32), bool)
-    t = lambda x: torch.from_numpy(np.ascontiguousarray(x))  # noqa: E731
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(x))
     assert smoothness(t(track), t(valid)).item() > 0.9999
     rng = np.random.default_rng(5)
     jitter = track + rng.normal(scale=2.0, size=track.shape)
@@ -210,9 +209,9 @@ def test_consistency_terms_numpy_and_direction():
     out = consistency(t(np.concatenate([flicker, recolour, frames])),
                       t(np.concatenate([masks, masks, shrink_m])), t(np.repeat(valid, 3, 0)))
     assert (out < 0.6).all(), out
-    # d_col by hand: frames 3..5 of 5 are (0.1,0.1,0.9) vs (0.9,0.1,0.1) -> distance sqrt(1.28)
-    d_col, d_shape, d_bg = consistency_terms(t(recolour), t(masks), t(valid))
-    assert d_col.item() == pytest.approx(3 / 5 * math.sqrt(1.28), rel=1e-5)
+    # d_col by hand: frames 3..5 of 5 have chromaticity (0.1,0.1,0.9)/1.1 against (0.9,0.1,0.1)/1.1
+    d_col, d_shape, _ = consistency_terms(t(recolour), t(masks), t(valid))
+    assert d_col.item() == pytest.approx(3 / 5 * math.sqrt(2) * 0.8 / 1.1, rel=1e-5)
     assert d_shape.item() == pytest.approx(0.0, abs=1e-9)
 
 
@@ -223,8 +222,8 @@ def test_cuda_matches_cpu():
     a, b = torch.from_numpy(_random_masks(rng, h=32, w=32)), torch.from_numpy(_random_masks(rng, h=32, w=32))
     for fn in (chamfer_distance, mask_iou):
         torch.testing.assert_close(fn(a.cuda(), b.cuda()).cpu(), fn(a, b), equal_nan=True)
-    c, ok = mask_centroids(a)
-    cc, okc = mask_centroids(a.cuda())
+    c, _ = mask_centroids(a)
+    cc, _ = mask_centroids(a.cuda())
     torch.testing.assert_close(cc.cpu(), c, equal_nan=True)
     tr = torch.randn(2, 16, 2, dtype=torch.float64).cumsum(1)
     v = torch.ones(2, 16, dtype=torch.bool)

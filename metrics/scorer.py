@@ -1,0 +1,577 @@
+"""`newtonbench score`: measure a folder of generated videos against a NewtonBench dataset.
+
+    score(ScoreConfig(...), progress=True) -> ScoreResult   (writes RESULTS/results.parquet, summary.json)
+
+Per clip: decode (worker threads; PyAV releases the GIL), scale onto the benchmark's pixel grid,
+extract the object (metrics.extract), put the track onto the benchmark's frame times
+(metrics.resample), then the metric kernels run batched over clips. Only one window of clips is in
+memory at a time, so memory is flat in the number of clips. A clip that cannot be scored gets a
+status (schema.STATUSES) and null metrics; the run goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import logging
+import math
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from newtonbench.metrics import info
+from newtonbench.metrics.extract import ExtractConfig, extract, to_float_frames
+from newtonbench.metrics.functional.centroid import mask_centroids
+from newtonbench.metrics.functional.chamfer import chamfer_distance
+from newtonbench.metrics.functional.consistency import consistency
+from newtonbench.metrics.functional.iou import mask_iou
+from newtonbench.metrics.functional.l2 import l2_distance
+from newtonbench.metrics.functional.motion import (
+    accel_ratio,
+    acceleration_rmse,
+    fit_acceleration,
+    pixel_accel_to_world,
+    velocity_rmse,
+)
+from newtonbench.metrics.functional.pisa import pisa_chamfer, pisa_frame_indices, pisa_iou, pisa_l2
+from newtonbench.metrics.functional.smoothness import smoothness
+from newtonbench.metrics.resample import coverage, interpolate_track, nearest_frames
+
+import newtonbench
+from newtonbench import schema
+from newtonbench.atomic import atomic_path, write_json
+from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError, check_range
+
+log = logging.getLogger(__name__)
+
+FLOWS = ("lk", "raft", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class NoMatchError(NewtonBenchError):
+    """No video in VIDEOS matches a selected benchmark clip."""
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    videos: str
+    bench: str
+    out: str
+    model: str
+    card: dict | None = None
+    device: str = "auto"
+    batch_size: int = 8
+    workers: int = 2
+    primitives: tuple[str, ...] | None = None
+    splits: tuple[str, ...] | None = None
+    distributions: tuple[str, ...] | None = None
+    extractor: ExtractConfig = field(default_factory=ExtractConfig)
+    flow: str = "lk"
+    raft_weights: str | None = None
+    pisa_compatible: bool = False
+    max_lost_fraction: float = 0.5
+    bootstrap: int = 1000
+    seed: int = 0
+    strict: bool = False
+
+    def __post_init__(self):
+        if not self.model or not str(self.model).strip():
+            raise InvalidValueError("model name is empty; allowed: --model NAME or a card with a name")
+        if self.device not in DEVICES:
+            raise InvalidValueError(f"device {self.device!r}; allowed: {', '.join(DEVICES)}")
+        if self.flow not in FLOWS:
+            raise InvalidValueError(f"flow {self.flow!r}; allowed: {', '.join(FLOWS)}")
+        check_range("batch_size", self.batch_size, 1, 4096)
+        check_range("workers", self.workers, 1, 256)
+        check_range("max_lost_fraction", self.max_lost_fraction, 0.0, 1.0)
+        check_range("bootstrap", self.bootstrap, 0, 1_000_000)
+        for name, values, allowed in (("primitive", self.primitives, schema.PRIMITIVES),
+                                      ("split", self.splits, schema.SPLITS),
+                                      ("distribution", self.distributions, schema.DISTRIBUTIONS)):
+            for v in values or ():
+                if v not in allowed:
+                    raise InvalidValueError(f"{name} {v!r}; allowed: {', '.join(allowed)}")
+        if not Path(self.videos).is_dir():
+            raise InvalidValueError(f"videos folder {self.videos!r} does not exist; allowed: a folder of videos")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["extractor"] = asdict(self.extractor)
+        return d
+
+
+@dataclass
+class ScoreResult:
+    results: object  # pandas.DataFrame, one row per clip
+    summary: dict
+    out: Path
+    unmatched: list[str]
+
+    @property
+    def n_failed(self) -> int:
+        return int((self.results["status"] != "ok").sum())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError("device 'cuda' asked for but torch sees no CUDA GPU; allowed here: cpu, auto")
+    return torch.device(name)
+
+
+# --- per-clip loading (worker threads) -------------------------------------------------------------
+
+@dataclass
+class _Loaded:
+    clip: dict
+    status: str = "ok"
+    detail: str = ""
+    frames: np.ndarray | None = None  # uint8 [N, h, w, 3]
+    times: np.ndarray | None = None
+    fps: float = 0.0
+    gt_masks: np.ndarray | None = None
+    background: np.ndarray | None = None
+    first_frame: np.ndarray | None = None
+    traj: dict | None = None
+
+
+def _load(ds, clip: dict, path: Path | None, need_plate: bool) -> _Loaded:
+    from newtonbench.video import VideoReadError, read_video
+
+    item = _Loaded(clip)
+    if path is None:
+        item.status, item.detail = "missing_video", "no file with this clip id as its stem"
+        return item
+    cid = clip["clip_id"]
+    traj = ds.trajectory(cid)
+    item.traj = {c: traj[c].to_numpy() for c in ("t", "u", "v", "visible", "in_contact", "ax", "az")}
+    item.gt_masks = ds.masks(cid)
+    item.first_frame = ds.first_frame(cid)
+    if need_plate:
+        item.background = ds.background(cid)
+    try:
+        video = read_video(path, fps_hint=float(clip["fps"]))
+    except VideoReadError as e:
+        item.status, item.detail = "unreadable", str(e)
+        return item
+    item.frames, item.times, item.fps = video.frames, video.times, video.fps
+    return item
+
+
+# --- per-clip preparation (main thread, torch) -----------------------------------------------------
+
+@dataclass
+class _Prepared:
+    clip: dict
+    bench_times: torch.Tensor  # [T]
+    present: torch.Tensor  # bool [T]
+    pred_c: torch.Tensor  # [T, 2] interpolated centroids
+    pred_ok: torch.Tensor  # bool [T]
+    pred_masks: torch.Tensor  # bool [T, H, W] nearest generated frame
+    mask_ok: torch.Tensor  # bool [T]
+    frames: torch.Tensor  # float [T, 3, H, W] nearest generated frame
+    gt_c: torch.Tensor
+    gt_ok: torch.Tensor
+    gt_masks: torch.Tensor
+    segments: torch.Tensor  # long [T]
+    fit_t: torch.Tensor  # [M] generated-frame times inside the fit window
+    fit_c: torch.Tensor  # [M, 2]
+    fit_ok: torch.Tensor  # bool [M]
+    depth_eff: float = 1.0  # metres: the depth at which the mask centroid moves like the object
+    pisa: dict | None = None
+
+
+def _segments_and_window(traj: dict, clip: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Constant-force segments (run-length ids) and the fit window (longest contact-free run of
+    frames under the manifest's analytic acceleration)."""
+    contact = traj["in_contact"].astype(bool)
+    ax, az = traj["ax"].astype(float), traj["az"].astype(float)
+    key = np.stack([contact.astype(float), np.round(np.nan_to_num(ax), 4), np.round(np.nan_to_num(az), 4)], 1)
+    change = np.r_[False, (key[1:] != key[:-1]).any(1)]
+    segments = np.cumsum(change)
+    tx, tz = float(clip.get("accel_x") or 0.0), float(clip.get("accel_z") or 0.0)
+    tol = 1e-6 + 1e-3 * math.hypot(tx, tz)
+    free = ~contact & traj["visible"].astype(bool)
+    if np.isfinite(ax).all() and np.isfinite(az).all():
+        free &= (np.abs(ax - tx) <= tol) & (np.abs(az - tz) <= tol)
+    best, start, window = 0, None, np.zeros_like(free)
+    for k, f in enumerate(np.r_[free, False]):  # run-length scan of T booleans, not of pixels
+        if f and start is None:
+            start = k
+        elif not f and start is not None:
+            if k - start > best:
+                best, window = k - start, np.zeros_like(free)
+                window[start:k] = True
+            start = None
+    return segments, window
+
+
+def _silhouette_gain(traj: dict, gt_c: torch.Tensor, gt_ok: torch.Tensor, window: np.ndarray) -> float:
+    """How much faster the ground truth's mask centroid moves in the image than the projection of
+    the object's centre: least squares of (m_k - m̄) = λ (p_k - p̄).
+
+    A solid object's silhouette is its near side, at depth Z - (its half depth), so it moves by
+    fx / (Z - d/2) per metre, not fx / Z: up to 6% for the benchmark's objects. Pixels -> metres use
+    Z / λ, which makes the ground truth's own mask track convert exactly to its metres.
+    """
+    p = np.stack([traj["u"], traj["v"]], 1).astype(np.float64)
+    m = gt_c.detach().cpu().numpy()
+    # Over the fit window only: after contacts objects tumble, and rotation moves a silhouette's
+    # centroid against the centre.
+    ok = gt_ok.detach().cpu().numpy() & window & np.isfinite(p).all(1)
+    if ok.sum() < 3:
+        return 1.0
+    dp = p[ok] - p[ok].mean(0)
+    dm = m[ok] - m[ok].mean(0)
+    spread = float((dp**2).sum())
+    if spread < 4.0 * ok.sum():  # under 2 px of motion: no evidence, keep the pinhole depth
+        return 1.0
+    return float(np.clip((dm * dp).sum() / spread, 0.8, 1.25))
+
+
+def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pisa: bool,
+             max_lost_fraction: float = 0.5) -> _Prepared | tuple[str, str]:
+    clip = item.clip
+    h, w = int(clip["height"]), int(clip["width"])
+    fps = float(clip["fps"])
+    t_gt = item.traj["t"].astype(np.float64)
+    bench_times = torch.as_tensor(t_gt - t_gt[0], dtype=torch.float64, device=device)
+    n_bench = len(t_gt)
+    times = torch.as_tensor(item.times, dtype=torch.float64, device=device)
+    # Generated frames beyond the benchmark's span carry nothing to compare; dropping them first
+    # also bounds the work for long videos.
+    keep = times < bench_times[-1] + 1.0 / fps - 1e-9
+    n_keep = int(keep.sum())
+    present = coverage(times[:n_keep], bench_times, fps) if n_keep else torch.zeros(n_bench, dtype=torch.bool)
+    if n_keep < 3 or int(present.sum()) < 3:
+        return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"
+    times = times[:n_keep]
+    frames = to_float_frames(item.frames[:n_keep], (h, w), device)
+    gt_masks = torch.as_tensor(item.gt_masks.astype(bool), device=device)
+    first_frame = to_float_frames(item.first_frame[None], (h, w), device)[0]
+    bg = to_float_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
+    ex = extract(frames, gt_masks[0], first_frame, bg, extract_cfg)
+    if not bool(ex.valid[0]):
+        return "object_not_found", f"object area {int(ex.area[0])} px in the first frame, ground truth {int(gt_masks[0].sum())} px"
+
+    pred_c, pred_ok = interpolate_track(times, ex.centroids.to(torch.float64), ex.valid, bench_times, fps)
+    near = nearest_frames(times, bench_times)
+    pred_masks = ex.masks[near] & present[:, None, None]
+    mask_ok = ex.valid[near] & present
+    gt_c, gt_ok = mask_centroids(gt_masks, torch.float64)
+    considered = present & gt_ok
+    found = (pred_ok & considered).sum()
+    if int(found) < (1.0 - max_lost_fraction) * int(considered.sum()):
+        return "object_lost", f"object found at {int(found)} of {int(considered.sum())} benchmark times"
+
+    segments, window = _segments_and_window(item.traj, clip)
+    depth_eff = float(clip["motion_plane_depth_m"]) / _silhouette_gain(item.traj, gt_c, gt_ok, window)
+    idx = np.flatnonzero(window)
+    if len(idx):
+        t_a, t_b = float(t_gt[idx[0]] - t_gt[0]), float(t_gt[idx[-1]] - t_gt[0])
+        eps = 1e-3 / fps
+        sel = (times >= t_a - eps) & (times <= t_b + eps)
+    else:
+        sel = torch.zeros_like(times, dtype=torch.bool)
+    prepared = _Prepared(
+        clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
+        pred_masks=pred_masks, mask_ok=mask_ok, frames=frames[near] * present[:, None, None, None],
+        gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_masks, segments=torch.as_tensor(segments, device=device),
+        fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,
+    )
+    if pisa:
+        pred_idx, gt_idx = pisa_frame_indices(len(item.times), n_bench, item.fps, fps)
+        pred_idx = pred_idx[pred_idx < n_keep].to(device)
+        gt_idx = gt_idx[: len(pred_idx)].to(device)
+        pc = ex.centroids[pred_idx].to(torch.float64)
+        prepared.pisa = {
+            "l2": pisa_l2(pc[None], gt_c[gt_idx][None], (ex.valid[pred_idx] & gt_ok[gt_idx])[None], h),
+            "chamfer": pisa_chamfer(ex.masks[pred_idx][None], gt_masks[gt_idx][None]),
+            "iou": pisa_iou(ex.masks[pred_idx][None], gt_masks[gt_idx][None]),
+        }
+    return prepared
+
+
+# --- batched metrics ----------------------------------------------------------------------------
+
+def _stack(items, attr):
+    return torch.stack([getattr(p, attr) for p in items])
+
+
+def _crop_range(lo: int, hi: int, size: int, margin: int = 16, min_side: int = 128) -> tuple[int, int]:
+    """[lo, hi) grown by `margin` and to at least `min_side` pixels, inside [0, size)."""
+    lo, hi = max(0, lo - margin), min(size, hi + margin)
+    side = min(size, max(hi - lo, min_side))
+    lo = max(0, min(lo - (side - (hi - lo)) // 2, size - side))
+    return lo, lo + side
+
+
+def _flow_residual(batch: list[_Prepared], flow: str, raft_weights: str | None) -> list[float]:
+    """The paper's kinematic residual on the generated frames, over the frames each clip covers.
+
+    The residual is weighted by the object mask, so only flow on the object counts: each clip's flow
+    runs on a crop around the object's whole track (16 px margin, at least 128 px a side so the
+    pyramid still follows fast motion). Measured on NewtonBench clips: the same residual to 0.1%,
+    in half the time of the full frame.
+    """
+    from newtonbench.metrics.functional.kinematic import kinematic_residual
+
+    out = [math.nan] * len(batch)
+    kw = {"weights": raft_weights} if flow == "raft" and raft_weights else {}
+    for i, p in enumerate(batch):  # one clip at a time: every clip has its own crop
+        frames, masks = p.frames[p.present], p.pred_masks[p.present]
+        if frames.shape[0] < 4 or not bool(masks.any()):
+            continue
+        h, w = masks.shape[-2:]
+        rows = masks.any(0).any(1).nonzero().flatten()
+        cols = masks.any(0).any(0).nonzero().flatten()
+        y0, y1 = _crop_range(int(rows[0]), int(rows[-1]) + 1, h)
+        x0, x1 = _crop_range(int(cols[0]), int(cols[-1]) + 1, w)
+        with torch.no_grad():
+            r = kinematic_residual(frames[None, :, :, y0:y1, x0:x1],
+                                   masks[None, :, y0:y1, x0:x1].to(frames.dtype), flow=flow, **kw)
+        out[i] = float(r[0])
+    return out
+
+
+def _compute(batch: list[_Prepared], cfg: ScoreConfig) -> list[dict]:
+    """Metric kernels over a batch of clips of one benchmark shape (T, H, W)."""
+    dev = batch[0].pred_c.device
+    clips = [p.clip for p in batch]
+    h, w = batch[0].gt_masks.shape[-2:]
+    diag = math.hypot(h, w)
+    fps = torch.tensor([float(c["fps"]) for c in clips], dtype=torch.float64, device=dev)
+    depth = torch.tensor([p.depth_eff for p in batch], dtype=torch.float64, device=dev)
+    fx = torch.tensor([float(c["fx"]) for c in clips], dtype=torch.float64, device=dev)
+    fy = torch.tensor([float(c["fy"]) for c in clips], dtype=torch.float64, device=dev)
+    scale = torch.stack([depth / fx, depth / fy], -1)
+    true = torch.tensor([[float(c.get("accel_x") or 0.0), float(c.get("accel_z") or 0.0)] for c in clips],
+                        dtype=torch.float64, device=dev)
+
+    pred_c, pred_ok = _stack(batch, "pred_c"), _stack(batch, "pred_ok")
+    gt_c, gt_ok = _stack(batch, "gt_c"), _stack(batch, "gt_ok")
+    both = pred_ok & gt_ok
+    pm, gm = _stack(batch, "pred_masks"), _stack(batch, "gt_masks")
+    present, mask_ok = _stack(batch, "present"), _stack(batch, "mask_ok")
+    m: dict[str, torch.Tensor] = {}
+    m["l2"] = l2_distance(pred_c, gt_c, both)
+    m["l2_norm"] = m["l2"] / diag
+    m["chamfer"] = chamfer_distance(pm, gm, present)
+    m["chamfer_norm"] = m["chamfer"] / diag
+    m["iou"] = mask_iou(pm, gm, present)
+    m["rmse_v_px"] = velocity_rmse(pred_c, gt_c, both, fps)
+    m["rmse_a_px"] = acceleration_rmse(pred_c, gt_c, both, fps)
+    m["rmse_v"] = velocity_rmse(pred_c, gt_c, both, fps, scale)
+    m["rmse_a"] = acceleration_rmse(pred_c, gt_c, both, fps, scale)
+    # The fit runs on the generated frames' own times (no resampling error), padded to one length.
+    n_fit = max(1, max(len(p.fit_t) for p in batch))
+    ft = torch.zeros(len(batch), n_fit, dtype=torch.float64, device=dev)
+    fc = torch.zeros(len(batch), n_fit, 2, dtype=torch.float64, device=dev)
+    fw = torch.zeros(len(batch), n_fit, dtype=torch.float64, device=dev)
+    for i, p in enumerate(batch):  # padding per clip: lengths differ with each video's fps
+        k = len(p.fit_t)
+        ft[i, :k], fc[i, :k], fw[i, :k] = p.fit_t, torch.nan_to_num(p.fit_c), p.fit_ok.to(torch.float64)
+    world = pixel_accel_to_world(fit_acceleration(ft, fc, fw), depth, fx, fy)
+    m["accel_fit_x"], m["accel_fit_z"] = world[:, 0], world[:, 1]
+    m["accel_ratio"] = accel_ratio(world, true)
+    m["smoothness"] = smoothness(pred_c, pred_ok, _stack(batch, "segments"))
+    gt_area = gm.sum((-2, -1))
+    m["consistency"] = consistency(_stack(batch, "frames"), pm, mask_ok, gt_area, present)
+    values = {k: v.detach().to("cpu", torch.float64).tolist() for k, v in m.items()}
+    values["kinematic_residual"] = (_flow_residual(batch, cfg.flow, cfg.raft_weights) if cfg.flow != "none"
+                                    else [math.nan] * len(batch))
+    rows = []
+    for i, p in enumerate(batch):
+        row = {name: values[name][i] for name in info.METRIC_COLUMNS}
+        if cfg.pisa_compatible and p.pisa is not None:
+            for k in ("l2", "chamfer", "iou"):
+                row[f"pisa_{k}"] = float(p.pisa[k].item())
+        rows.append(row)
+    return rows
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+def _row(clip: dict, cfg: ScoreConfig, status: str, detail: str, metrics: dict | None) -> dict:
+    columns = info.METRIC_COLUMNS + (info.PISA_COLUMNS if cfg.pisa_compatible else ())
+    row = {"model": cfg.model, "clip_id": clip["clip_id"], "primitive": clip["primitive"], "split": clip["split"],
+           "distribution": clip["distribution"], "status": status, "status_detail": detail}
+    for c in columns:
+        v = None if metrics is None else metrics.get(c)
+        row[c] = None if v is None or not math.isfinite(v) else float(v)
+    row["accel_true_x"] = float(clip.get("accel_x") or 0.0)
+    row["accel_true_z"] = float(clip.get("accel_z") or 0.0)
+    return row
+
+
+def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
+    """Score every selected clip; write RESULTS/results.parquet and summary.json atomically."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from newtonbench.dataset import open_dataset
+    from newtonbench.video import find_videos
+
+    ds = open_dataset(cfg.bench)
+    device = resolve_device(cfg.device)
+    selection = ds.select(cfg.primitives, cfg.splits, cfg.distributions)
+    if len(selection) == 0:
+        raise InvalidValueError(
+            f"no clip of {cfg.bench} matches primitives={cfg.primitives} splits={cfg.splits} "
+            f"distributions={cfg.distributions}")
+    videos = find_videos(cfg.videos)
+    known = set(ds.manifest["clip_id"])
+    unmatched = sorted(s for s in videos if s not in known)
+    if unmatched:
+        shown = ", ".join(unmatched[:10]) + (f" ... ({len(unmatched)} in all)" if len(unmatched) > 10 else "")
+        log.warning("%d file(s) in %s match no clip of the benchmark: %s", len(unmatched), cfg.videos, shown)
+    wanted = list(selection["clip_id"])
+    if not any(c in videos for c in wanted):
+        raise NoMatchError(
+            f"no video in {cfg.videos} is named after a selected clip (file stem = clip id, e.g. {wanted[0]}.mp4)")
+    need_plate = cfg.extractor.mode == "plate"
+
+    rows: list[dict] = []
+    batch: list[_Prepared] = []
+
+    def flush():
+        if not batch:
+            return
+        groups: dict[tuple, list[_Prepared]] = collections.defaultdict(list)
+        for p in batch:
+            groups[tuple(p.gt_masks.shape)].append(p)
+        for members in groups.values():
+            for p, metrics in zip(members, _compute(members, cfg)):
+                rows.append(_row(p.clip, cfg, "ok", "", metrics))
+        batch.clear()
+
+    clips = [ds.clip(c) for c in wanted] if len(wanted) <= 50_000 else None
+    window = max(2, 2 * cfg.batch_size)
+    with ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="nb-decode") as pool, \
+            tqdm(total=len(wanted), desc=f"score {cfg.model}", unit="clip", disable=not progress) as bar:
+        pending: collections.deque[Future] = collections.deque()
+        it = iter(range(len(wanted)))
+
+        def submit():
+            i = next(it, None)
+            if i is None:
+                return False
+            clip = clips[i] if clips is not None else ds.clip(wanted[i])
+            pending.append(pool.submit(_load, ds, clip, videos.get(clip["clip_id"]), need_plate))
+            return True
+
+        # A bounded look-ahead keeps decoding ahead of the kernels without holding every clip.
+        while len(pending) < window and submit():
+            pass
+        while pending:
+            item = pending.popleft().result()
+            submit()
+            if item.status == "ok":
+                out = _prepare(item, cfg.extractor, device, cfg.pisa_compatible, cfg.max_lost_fraction)
+                if isinstance(out, tuple):
+                    rows.append(_row(item.clip, cfg, out[0], out[1], None))
+                else:
+                    batch.append(out)
+                    if len(batch) >= cfg.batch_size:
+                        flush()
+            else:
+                rows.append(_row(item.clip, cfg, item.status, item.detail, None))
+            bar.update(1)
+        flush()
+
+    results = pd.DataFrame(rows).sort_values("clip_id", kind="stable").reset_index(drop=True)
+    summary = summarize(results, cfg, ds, device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(results, out / "results.parquet", cfg.pisa_compatible)
+    write_json(out / "summary.json", summary)
+    return ScoreResult(results, summary, out, unmatched)
+
+
+def write_results(results, path: Path, pisa: bool) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fields = [(c, pa.string()) for c in schema.RESULTS_ID_COLUMNS]
+    fields += [(c, pa.float64()) for c in info.METRIC_COLUMNS + (info.PISA_COLUMNS if pisa else ())]
+    fields += [(c, pa.float64()) for c in schema.RESULTS_TRUTH_COLUMNS]
+    s = pa.schema(fields)
+    table = pa.Table.from_pandas(results[[f[0] for f in fields]], schema=s, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+# --- summary ------------------------------------------------------------------------------------
+
+def bootstrap_ci(values: np.ndarray, n_boot: int, rng: np.random.Generator, level: float = 0.95):
+    """Percentile bootstrap CI of the mean; (nan, nan) for fewer than 2 values or n_boot = 0."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2 or n_boot == 0:
+        return math.nan, math.nan
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def _aggregate(df, columns, n_boot: int, seed_key: list[int]) -> dict:
+    ok = df[df["status"] == "ok"]
+    out = {"n": len(df), "n_ok": len(ok), "coverage": (len(ok) / len(df)) if len(df) else None, "metrics": {}}
+    for j, c in enumerate(columns):
+        vals = ok[c].dropna().to_numpy(dtype=np.float64) if c in ok else np.zeros(0)
+        # One generator per (group, metric): the CI does not depend on which groups were selected.
+        rng = np.random.default_rng(seed_key + [j])
+        lo, hi = bootstrap_ci(vals, n_boot, rng)
+        out["metrics"][c] = {"mean": float(vals.mean()) if len(vals) else None,
+                             "ci_low": None if math.isnan(lo) else lo, "ci_high": None if math.isnan(hi) else hi,
+                             "n": len(vals)}
+    return out
+
+
+def summarize(results, cfg: ScoreConfig, ds, device) -> dict:
+    columns = info.METRIC_COLUMNS + (info.PISA_COLUMNS if cfg.pisa_compatible else ())
+    groups = []
+    for (prim, dist), df in results.groupby(["primitive", "distribution"], sort=True):
+        key = [cfg.seed, schema.PRIMITIVES.index(prim) if prim in schema.PRIMITIVES else 99,
+               schema.DISTRIBUTIONS.index(dist) if dist in schema.DISTRIBUTIONS else 99]
+        groups.append({"primitive": prim, "distribution": dist, **_aggregate(df, columns, cfg.bootstrap, key)})
+    counts = {s: int((results["status"] == s).sum()) for s in schema.STATUSES}
+    manifest = ds.manifest
+    prim_versions = {}
+    if "primitive_version" in manifest:
+        for p, v in manifest.groupby("primitive")["primitive_version"].first().items():
+            prim_versions[p] = int(v)
+    card = cfg.card
+    return {
+        "format_version": schema.RESULTS_FORMAT_VERSION,
+        "newtonbench_version": newtonbench.__version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "model": {"name": cfg.model, "card": card},
+        "benchmark": {"path": str(Path(cfg.bench).resolve()), "manifest_sha256": ds.manifest_sha256,
+                      "dataset_format_version": str(ds.info.get("format_version")),
+                      "newtonbench_version": ds.info.get("newtonbench_version"),
+                      "primitive_versions": prim_versions},
+        "metrics": info.declarations(columns),
+        "status_counts": counts,
+        "statuses": dict(schema.STATUSES),
+        "groups": groups,
+        "overall": _aggregate(results, columns, cfg.bootstrap, [cfg.seed, 100, 100]),
+        "config": cfg.to_json(),
+        "seed": cfg.seed,
+        "device": str(device),
+        "package_versions": _package_versions(),
+    }
+
+
+def _package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for p in ("torch", "numpy", "av", "opencv-python-headless", "pyarrow", "pandas"):
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            pass
+    return out
