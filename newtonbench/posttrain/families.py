@@ -527,11 +527,29 @@ def supported() -> str:
     return "; ".join(f"{n}: {FAMILIES.get(n).description}" for n in FAMILIES)
 
 
+def resolve_model_dir(model: str | Path) -> Path:
+    """A local pipeline folder, or a hub repo id ("org/name") already in the local Hugging Face cache
+    (HF_HOME / HF_HUB_CACHE). Never downloads: the cache lookup is local_files_only."""
+    path = Path(model)
+    if path.is_dir():
+        return path
+    name = str(model)
+    if name.count("/") == 1 and not path.is_absolute() and not name.startswith("."):
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(name, local_files_only=True))
+        except Exception as e:  # noqa: BLE001 - huggingface_hub raises several types for "not cached"
+            logger.debug("%s is not in the local Hugging Face cache: %s", name, e)
+    raise ModelError(
+        f"model folder {name!r} does not exist; pass a local diffusers pipeline folder"
+        " or a repo id already in the local Hugging Face cache"
+    )
+
+
 def detect_family(model_dir: str | Path) -> VideoFamily:
     """The family of a local diffusers pipeline folder, from model_index.json's `_class_name`."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelError(f"model folder {str(model_dir)!r} does not exist; pass a local diffusers pipeline folder")
+    model_dir = resolve_model_dir(model_dir)
     index = model_dir / "model_index.json"
     if not index.is_file():
         raise ModelError(f"{model_dir}: no model_index.json; not a diffusers pipeline folder (save_pretrained writes one)")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from newtonbench.errors import DeviceUnavailableError, InvalidValueError
 from newtonbench.posttrain.config import TrainConfig
-from newtonbench.posttrain.families import VideoFamily, detect_family, require_train_deps
+from newtonbench.posttrain.families import VideoFamily, detect_family, require_train_deps, resolve_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def train(config: TrainConfig) -> dict:
     set_seed(config.seed)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
 
-    pipe = family.load(Path(config.model), dtype)
+    pipe = family.load(resolve_model_dir(config.model), dtype)
     pipe.to(accelerator.device)
     train_rows = ds.select(splits=["train"], primitives=list(config.primitives) or None)
     bench_frames = int(train_rows["num_frames"].min()) if len(train_rows) else 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newtonbench.errors import DatasetError, check_range
-from newtonbench.posttrain.families import detect_family, require_train_deps
+from newtonbench.posttrain.families import detect_family, require_train_deps, resolve_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def sample(config: SampleConfig) -> dict:
 
     device = resolve_device(config.device)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    pipe = family.load(Path(config.model), dtype)
+    pipe = family.load(resolve_model_dir(config.model), dtype)
     if checkpoint is not None:
         load_lora_for_sampling(family, pipe, checkpoint)
     pipe.to(device)

@@ -107,3 +107,23 @@ def test_wan_resolution_follows_the_bench_on_the_model_grid(tiny_model):
     assert fam.resolution(pipe, 256, 200) == (256, 192)  # multiples of vae 8 x patch 2
     with pytest.raises(InvalidValueError, match="multiple of 16"):
         fam.resolution(pipe, 256, 256, 40, 32)
+
+
+def test_repo_id_resolves_from_the_local_hugging_face_cache_only(tmp_path, monkeypatch, tiny_model):
+    import shutil
+
+    import huggingface_hub.constants
+
+    from newtonbench.posttrain.families import resolve_model_dir
+
+    repo = tmp_path / "hub" / "models--acme--tiny-cog"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_model("cogvideox"), snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_model_dir("acme/tiny-cog") == snapshot
+    assert detect_family("acme/tiny-cog").name == "cogvideox"
+    with pytest.raises(ModelError, match="local Hugging Face cache"):
+        detect_family("acme/not-cached")
