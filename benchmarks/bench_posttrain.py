@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 TARGET_REWARD_SHARE = 0.10
-REWARD_SPEC = "kinematic=1,mass=0.5"
+REWARD_SPEC = "kinematic=1,mass=0.5,accel=1"  # posttrain's default
 
 _WORKER = """
 import json, resource, sys
@@ -65,7 +65,7 @@ def measure(family_variant: str, root: str, size: int, frames: int, repeats: int
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     h, w = family.resolution(pipe, size, size)
     num_frames = family.frames_at_most(frames)
-    batch = default_collate([BenchClips(open_dataset(bench), h, w, num_frames, with_video=False)[0]])
+    batch = default_collate([BenchClips(open_dataset(bench), h, w, num_frames, with_video=True)[0]])
     batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     reward = build_reward(REWARD_SPEC)
     guidance = family.default_guidance
@@ -96,7 +96,7 @@ def measure(family_variant: str, root: str, size: int, frames: int, repeats: int
             frames = family.decode(pipe, family.generate(pipe, nets, cond, 1, 0, torch.Generator().manual_seed(i)))
         frames = frames.float().requires_grad_(True)
         ctx = RewardContext(first_frame=batch["first_frame"].float(), first_mask=batch["first_mask"].float(),
-                            background=batch["background"].float())
+                            background=batch["background"].float(), reference=batch["video"].float())
         sync()
         t2 = time.perf_counter()
         reward(frames, ctx).total.mean().backward()

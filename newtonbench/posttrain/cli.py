@@ -30,8 +30,8 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint-N/, log.csv, logs/.")
 @click.option("--mode", type=click.Choice(["sft", "reward"]), default="sft", show_default=True,
               help="sft: the model's denoising loss on train clips; reward: backprop a reward through the last K steps.")
-@click.option("--reward", "reward_spec", default="kinematic=1,mass=0.5", show_default=True,
-              help="Reward mode: weighted penalty terms NAME=WEIGHT (see docs/rewards.md).")
+@click.option("--reward", "reward_spec", default="kinematic=1,mass=0.5,accel=1", show_default=True,
+              help="Reward mode: weighted penalty terms NAME=WEIGHT, minimised (see docs/rewards.md).")
 @click.option("--reward-option", multiple=True, metavar="KEY=VALUE", help="Keyword option of build_reward (repeatable).")
 @click.option("--rank", type=click.IntRange(1, 1024), default=16, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", type=click.IntRange(1), default=None, help="LoRA alpha [default: rank].")

@@ -21,7 +21,9 @@ class TrainConfig:
     bench: str  # a NewtonBench dataset (its train split is used)
     out: str  # the run folder: checkpoint-N/, log.csv, logs/
     mode: str = "sft"
-    reward: str = "kinematic=1,mass=0.5"  # passed as is to metrics.rewards.build_reward (reward mode)
+    # Passed as is to metrics.rewards.build_reward (reward mode). The paper's two terms score a frozen
+    # clip as perfect; `accel` (against the train clip's ground truth) is what makes freezing lose.
+    reward: str = "kinematic=1,mass=0.5,accel=1"
     reward_options: dict = field(default_factory=dict)  # keyword options of build_reward
     rank: int = 16
     lora_alpha: int | None = None  # None: alpha = rank (scale 1), as diffusers' LoRA scripts default

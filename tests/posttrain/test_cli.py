@@ -69,24 +69,35 @@ def test_sft_checkpoints_resume_exactly_and_loads_back(variant, tiny_model, benc
         torch.testing.assert_close(ckpt3[k], ref[k], rtol=1e-5, atol=1e-6)
 
     # The saved LoRA loads back with the pipeline's own load_lora_weights and changes its output.
+    from peft.utils import get_peft_model_state_dict
+    from PIL import Image
+
     family = detect_family(model)
     pipe = family.load(model, torch.float32)
     for name in family.denoiser_names(pipe):
         if name != "transformer":
             assert (interrupted / "checkpoint-3" / family.lora_weight_name(name)).is_file()
-    load_lora_for_sampling(family, pipe, interrupted / "checkpoint-3")
-    from peft.utils import get_peft_model_state_dict
+    h, w = family.resolution(pipe, 32, 32)
 
+    def generate():
+        return pipe(image=Image.new("RGB", (w, h), (90, 120, 150)), prompt="a red ball falls", height=h, width=w,
+                    num_frames=9, num_inference_steps=2, guidance_scale=1.0, output_type="pt",
+                    generator=torch.Generator().manual_seed(0), **family.call_kwargs(pipe)).frames
+
+    base = generate()
+    load_lora_for_sampling(family, pipe, interrupted / "checkpoint-3")
     loaded = get_peft_model_state_dict(pipe.transformer, adapter_name="newtonbench_transformer")
     for k, v in ckpt3.items():
         torch.testing.assert_close(loaded[k.removeprefix("transformer.")], v)
+    assert (generate() - base).abs().max() > 0
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_reward_mode_logs_finite_terms_and_updates_lora(variant, tiny_model, bench, tmp_path):
     out = tmp_path / "run"
-    cli_ok(posttrain(tiny_model(variant), bench, out, "--mode", "reward", "--reward", "kinematic=1,mass=0.5,accel=1",
-                     "--steps", "2", "--inference-steps", "2", "-k", "1", "--guidance-scale", "1"))
+    # The default reward spec: kinematic=1,mass=0.5,accel=1.
+    cli_ok(posttrain(tiny_model(variant), bench, out, "--mode", "reward", "--steps", "2", "--inference-steps", "2",
+                     "-k", "1", "--guidance-scale", "1"))
     rows = read_log(out)
     assert [int(r["step"]) for r in rows] == [1, 2]
     for r in rows:
