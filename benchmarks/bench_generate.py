@@ -62,7 +62,7 @@ def _peak_rss(n: int) -> float:
     return json.loads(out.strip().splitlines()[-1])["peak_rss_mib"]
 
 
-def run(n_per_primitive: int = 8, rss_clips: int = 10) -> dict:
+def run(n_per_primitive: int = 8, rss_clips: int = 40) -> dict:
     composite = _throughput(n_per_primitive, full_scene=False)
     full = _throughput(max(2, n_per_primitive // 4), full_scene=True)
     rate = composite["clips_per_s_per_core"]

@@ -142,3 +142,16 @@ def test_bad_specs_fail_with_one_line():
         dataclasses.replace(ff, height_m=0.01)
     with pytest.raises(UnknownNameError, match="did you mean 'duck'"):
         dataclasses.replace(ff, object="dck")
+
+
+def test_docs_table_lists_every_range():
+    """docs/generate.md's primitive table is the documentation of the ranges: it must match the code."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "generate.md").read_text()
+    for name in primitive_names():
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{name}` |"))
+        id_cell, ood_cell = row.split("|")[4], row.split("|")[5]
+        for cell, dist in ((id_cell, "id"), (ood_cell, "ood")):
+            for r in get_primitive(name).ranges[dist].values():
+                assert str(r) in cell, (name, dist, str(r), cell)
