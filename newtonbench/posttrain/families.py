@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,10 @@ class VideoFamily:
 
         cls = getattr(diffusers, self.pipeline_class)
         try:
-            pipe = cls.from_pretrained(str(model_dir), dtype=self.torch_dtype(dtype), local_files_only=True)
+            with warnings.catch_warnings():
+                # `torch_dtype` works on every diffusers we support; newer ones merely prefer `dtype`.
+                warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+                pipe = cls.from_pretrained(str(model_dir), torch_dtype=self.torch_dtype(dtype), local_files_only=True)
         except (OSError, ValueError) as e:
             raise ModelError(f"{model_dir}: cannot load {self.pipeline_class} ({e.__class__.__name__}: {e})") from e
         self.check_supported(pipe, model_dir)
