@@ -32,6 +32,9 @@ class ObjectDef:
     orientation_euler: tuple[float, float, float] = (0.0, 0.0, 0.0)  # mesh/shape -> z-up body frame
     split: str = "train"
     use: str = "flight"  # flight | ramp
+    # Collide as this primitive shape instead of the mesh's convex hull ("sphere" for a ball mesh:
+    # the same contact, without hulling thousands of vertices for every clip).
+    collision_shape: str | None = None
 
 
 OBJECTS: Registry[ObjectDef] = Registry("object")
@@ -48,7 +51,7 @@ _add(ObjectDef("cylinder", "cylinder", "cylinder", (0.7, 0.7, 1.0), split="train
 _add(ObjectDef("duck", "rubber duck", "mesh", mesh="duck.obj", orientation_euler=(np.pi / 2, 0.0, 0.0), split="train"))
 # The torus file's axis is its y: unrotated, the ring faces the camera.
 _add(ObjectDef("torus", "ring", "mesh", mesh="torus/torus_textured.obj", split="train"))
-_add(ObjectDef("soccer_ball", "soccer ball", "mesh", mesh="soccerball.obj", split="test"))
+_add(ObjectDef("soccer_ball", "soccer ball", "mesh", mesh="soccerball.obj", split="test", collision_shape="sphere"))
 _add(ObjectDef("capsule", "capsule", "capsule", (0.5, 0.5, 1.0), split="test"))
 _add(ObjectDef("teddy", "teddy bear", "mesh", mesh="teddy2_VHACD_CHs.obj", textured=False,
                orientation_euler=(np.pi / 2, 0.0, 0.0), split="test"))
