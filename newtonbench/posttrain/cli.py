@@ -25,7 +25,8 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 
 
 @click.command("posttrain")
-@click.option("--model", required=True, type=click.Path(file_okay=False), help="Local diffusers image-to-video pipeline folder.")
+@click.option("--model", required=True, type=click.Path(file_okay=False), metavar="PATH|REPO_ID",
+              help="Local diffusers image-to-video pipeline folder, or a repo id in the local Hugging Face cache.")
 @click.option("--bench", required=True, type=click.Path(file_okay=False), help="NewtonBench dataset (its train split is used).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint-N/, log.csv, logs/.")
 @click.option("--mode", type=click.Choice(["sft", "reward"]), default="sft", show_default=True,
@@ -77,7 +78,8 @@ def posttrain(model, bench, out, mode, reward_spec, reward_option, rank, lora_al
 
 
 @click.command("sample")
-@click.option("--model", required=True, type=click.Path(file_okay=False), help="Local diffusers image-to-video pipeline folder.")
+@click.option("--model", required=True, type=click.Path(file_okay=False), metavar="PATH|REPO_ID",
+              help="Local diffusers image-to-video pipeline folder, or a repo id in the local Hugging Face cache.")
 @click.option("--lora", type=click.Path(), default=None, help="RUN folder (latest checkpoint) or RUN/checkpoint-N.")
 @click.option("--bench", required=True, type=click.Path(file_okay=False), help="NewtonBench dataset.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for <clip_id>.mp4 files.")

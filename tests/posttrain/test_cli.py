@@ -141,6 +141,7 @@ def test_clear_one_line_errors(tiny_model, bench, tmp_path):
         "no train clips": posttrain(model, testing.write_tiny_bench(tmp_path / "test_only", splits=("test",)),
                                     tmp_path / "o2"),
         "allowed for cogvideox: 4k+1": posttrain(model, bench, tmp_path / "o3", "--frames", "8"),
+        "training needs >= 13": posttrain(model, bench, tmp_path / "o8", "--frames", "13"),
         "unknown reward term": posttrain(model, bench, tmp_path / "o4", "--mode", "reward", "--reward", "kinematc=1"),
         "not a NewtonBench dataset": posttrain(model, tmp_path, tmp_path / "o5"),
     }
@@ -155,3 +156,15 @@ def test_clear_one_line_errors(tiny_model, bench, tmp_path):
         assert len(lines) == 1, result.output
         assert expected.lower() in lines[0].lower(), (expected, lines[0])
         assert not (tmp_path / "o1").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("mode", ["sft", "reward"])
+def test_bf16_step_on_cuda(mode, tiny_model, bench, tmp_path):
+    out = tmp_path / "run"
+    cli_ok(posttrain(tiny_model("wan2.1"), bench, out, "--mode", mode, "--steps", "1", "--device", "cuda",
+                     "--inference-steps", "2"))
+    row = read_log(out)[0]
+    assert math.isfinite(float(row["loss"]))
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in lora(out / "checkpoint-1").items())
