@@ -301,11 +301,11 @@ class WanFamily(VideoFamily):
         boundary = self._boundary(pipe)
         return nets[0] if boundary is None or t >= boundary else nets[1]
 
-    def _predict(self, net, x, timestep, cond, pipe):
+    def _predict(self, net, x, timestep, text_embeds, cond, pipe):
         return net(
             hidden_states=x.to(self._dtype(pipe)),
             timestep=timestep,
-            encoder_hidden_states=cond.prompt_embeds,
+            encoder_hidden_states=text_embeds,
             encoder_hidden_states_image=cond.image_embeds,
             return_dict=False,
         )[0]
@@ -316,10 +316,9 @@ class WanFamily(VideoFamily):
         net = self._net_for(pipe, nets, t)
         x = torch.cat([latents, cond.image_latents.to(latents.dtype)], dim=1)
         timestep = t.expand(latents.shape[0])
-        pred = self._predict(net, x, timestep, cond, pipe)
-        if cond.cfg:
-            uncond_cond = Conditioning(**{**cond.__dict__, "prompt_embeds": cond.negative_prompt_embeds})
-            uncond = self._predict(net, x, timestep, uncond_cond, pipe)
+        pred = self._predict(net, x, timestep, cond.prompt_embeds, cond, pipe)
+        if cond.cfg:  # two passes, as the pipeline does
+            uncond = self._predict(net, x, timestep, cond.negative_prompt_embeds, cond, pipe)
             pred = uncond + cond.guidance_scale * (pred - uncond)
         return pipe.scheduler.step(pred.float(), t, latents, return_dict=False)[0].float()
 
@@ -355,7 +354,7 @@ class WanFamily(VideoFamily):
         target = noise - x0
         net = self._net_for(pipe, nets, timestep[0])
         x = torch.cat([noisy, cond.image_latents.to(noisy.dtype)], dim=1)
-        pred = self._predict(net, x, timestep, cond, pipe)
+        pred = self._predict(net, x, timestep, cond.prompt_embeds, cond, pipe)
         return torch.nn.functional.mse_loss(pred.float(), target)
 
 

@@ -20,11 +20,15 @@ import shutil
 import time
 from pathlib import Path
 
-from newtonbench.errors import DeviceUnavailableError, InvalidValueError
+from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError
 from newtonbench.posttrain.config import TrainConfig
 from newtonbench.posttrain.families import VideoFamily, detect_family, require_train_deps, resolve_model_dir
 
 logger = logging.getLogger(__name__)
+
+class TrainingDivergedError(NewtonBenchError):
+    """The loss became NaN or infinite."""
+
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 LOG_NAME = "log.csv"
@@ -318,7 +322,11 @@ def train(config: TrainConfig) -> dict:
                 t0 = time.perf_counter()
                 loss, logs = step_fn(family, pipe, nets, batch, config, num_frames, gen, *extra)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {global_step}")
+                    last = list_checkpoints(run)
+                    raise TrainingDivergedError(
+                        f"loss is {loss.item()} at step {global_step + 1}; lower --lr (now {config.learning_rate:g})"
+                        f" or --max-grad-norm; last checkpoint: {last[-1] if last else 'none'}"
+                    )
                 t1 = time.perf_counter()
                 accelerator.backward(loss)
                 grad_norm = None
