@@ -266,7 +266,7 @@ class _Batch:
 
         def make() -> Tensor:
             with torch.no_grad():
-                area0 = self.first_prob.sum((-1, -2)).clamp_min(1e-6)
+                area0 = self.first_prob.sum((-1, -2)).clamp_min(1.0)  # pixels
                 return (self.prob.sum((-1, -2)) / area0).clamp(0, 1)
 
         return self.get("presence", make)
@@ -312,7 +312,8 @@ class KinematicTrackTerm(RewardTerm):
 def _mass_stats(batch: _Batch) -> Tensor:
     prob, first_prob = batch.prob, batch.first_prob
     area = prob.mean((-1, -2))  # [B, T] fraction of the image
-    area0 = first_prob.mean((-1, -2)).clamp_min(1e-6)  # [B, 1]
+    # At least one pixel: a conditioning frame without a visible object must not divide by ~0.
+    area0 = first_prob.mean((-1, -2)).clamp_min(1.0 / (prob.shape[-1] * prob.shape[-2]))  # [B, 1]
 
     def colour(p: Tensor, images: Tensor) -> Tensor:
         return (p.unsqueeze(2) * images).sum((-1, -2)) / (p.sum((-1, -2)).unsqueeze(-1) + 1e-6)
@@ -429,7 +430,7 @@ class AccelTerm(RewardTerm):
         ref = _resize(ref.to(device=frames.device, dtype=frames.dtype), tuple(frames.shape[-2:]))
         with torch.no_grad():
             ref_prob = object_probability(ref, batch.context, self.options)
-            area0 = batch.first_prob.sum((-1, -2)).clamp_min(1e-6)
+            area0 = batch.first_prob.sum((-1, -2)).clamp_min(1.0)
             ref_presence = (ref_prob.sum((-1, -2)) / area0).clamp(0, 1)
             a_ref = fit_acceleration(soft_centroids(ref_prob), ref_presence)
         a_gen = fit_acceleration(soft_centroids(batch.prob), batch.presence)
