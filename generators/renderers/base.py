@@ -60,7 +60,10 @@ class PyBulletRenderer:
             with tempfile.TemporaryDirectory(prefix="newtonbench-tex-") as tmp:
                 return self._render(p, client, Path(tmp), spec, traj, scene, camera, full_scene)
         finally:
-            p.disconnect(client)
+            self._release(p, client)
+
+    def _release(self, p, client: int) -> None:
+        p.disconnect(client)
 
     def _render(self, p, client, tmp, spec, traj, scene, camera, full_scene) -> Rendered:
         w, h = camera.width, camera.height

@@ -212,3 +212,20 @@ def test_open_dataset_errors(tmp_path):
         open_dataset(tmp_path / "nope")
     with pytest.raises(DatasetError, match="not a NewtonBench dataset"):
         open_dataset(tmp_path)
+
+
+def test_preset_lays_out_newtonbench_60k(tmp_path):
+    cfg = GenerateConfig(out=tmp_path, preset="newtonbench-60k")
+    groups = {(p, s, d): n for p, s, d, n in cfg.groups()}
+    assert sum(groups.values()) == 60_000
+    for p in ("free_fall", "horizontal_throw", "parabolic_throw", "ramp_down", "ramp_up"):
+        assert groups[(p, "train", "id")] == 10_000
+        assert groups[(p, "test", "id")] + groups[(p, "test", "ood")] == 2_000
+        assert (p, "train", "ood") not in groups
+
+
+def test_train_and_test_clips_use_disjoint_objects_and_textures(data):
+    man = open_dataset(data).manifest
+    train, test = man[man["split"] == "train"], man[man["split"] == "test"]
+    for col in ("object", "object_texture", "floor_texture", "backdrop_texture"):
+        assert not set(train[col]) & set(test[col]), col
