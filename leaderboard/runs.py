@@ -30,7 +30,7 @@ class ResultsError(NewtonBenchError):
     """A results folder is missing, malformed, or not comparable with the others."""
 
 
-_SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_SUPERSCRIPTS = str.maketrans("0123456789-", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b")
 
 
 def pretty_unit(unit) -> str:

@@ -172,8 +172,11 @@ def table_markdown(t: Table) -> str:
 
 def card_lines(card: dict) -> list[tuple[str, str]]:
     """(key, value) pairs of a model card, values as text, the name left out."""
+    # The card format's order (metrics/card.py), then any other key by name: summary.json sorts keys.
+    known = ("link", "parameters", "resolution", "fps", "frames", "sampling", "date")
+    keys = [k for k in known if k in card] + sorted(k for k in card if k not in known)
     out = []
-    for k, v in card.items():
+    for k, v in ((k, card[k]) for k in keys):
         if k == "name" or v is None:
             continue
         if isinstance(v, dict):

@@ -87,9 +87,23 @@
     const tr = el("tr");
     const cols = [["rank", "#"], ["model", "model"], ["runs", "runs"], ...fields.map(f => [f.key, header(f)])];
     for (const [key, label] of cols) {
-      const th = el("th", { "data-key": key, scope: "col" }, label);
-      if (key === "model") th.className = "model";
       const f = D.fields.find(x => x.key === key);
+      const th = el("th", { "data-key": key, scope: "col" });
+      if (f) {
+        // Label on one line, unit and arrow on the next: narrow columns, same text content.
+        // <wbr> after underscores lets long metric names (kinematic_residual) break without changing the text.
+        const name = el("span", { class: "label" });
+        (f.label.length > 12 ? f.label.split("_") : [f.label]).forEach((part, k, parts) => {
+          name.appendChild(document.createTextNode(part + (k < parts.length - 1 ? "_" : "")));
+          if (k < parts.length - 1) name.appendChild(document.createElement("wbr"));
+        });
+        th.appendChild(name);
+        const rest = (f.unit ? " (" + f.unit + ")" : "") + (f.arrow ? " " + f.arrow : "");
+        if (rest) th.appendChild(el("span", { class: "unit" }, rest));
+      } else {
+        th.textContent = label;
+      }
+      if (key === "model") th.className = "model";
       if (f && f.description) th.title = f.description;
       if (key === state.sortKey) {
         // "ascending" means best first for metrics (sorted by badness), A to Z for names.
@@ -193,6 +207,9 @@
           height: Math.max(0, y(0) - y(Math.max(0, c[0]))), fill: m.color, "data-model": String(i) });
         bar.appendChild(svg("title", {}, m.name + ": " + c[2]));
         s.appendChild(bar);
+        // The value over the bar: a zero-height bar (nothing scored) still reads "0.000", not blank.
+        s.appendChild(svg("text", { x: x + w / 2, y: y(Math.max(0, c[0])) - 3, "text-anchor": "middle",
+          "font-size": "10" }, c[2].split(" ± ")[0]));
         if (c[1]) {
           s.appendChild(svg("line", { x1: x + w / 2, x2: x + w / 2, y1: y(c[0] + c[1]), y2: y(Math.max(0, c[0] - c[1])),
             stroke: "#333" }));
