@@ -11,6 +11,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (`make browser` installs Debian's)"),
 ]
+pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install 'newtonbench[dev]')")
 
 MARKUP = "<b>bold</b><img src=x onerror=\"document.title='pwned'\">"
 
