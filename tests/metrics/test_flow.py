@@ -10,6 +10,16 @@ from newtonbench.metrics.functional.flow import estimate_flow, lucas_kanade_flow
 from newtonbench.errors import InvalidValueError, MissingDependencyError, UnknownNameError
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: on the shared 2-core CI machine, two intra-op threads measured 3-10x slower per op
+    (thread hand-offs) than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def textured_clip(h: int, w: int, shifts: torch.Tensor, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
     """[1, T, 3, H, W] smooth texture (sum of sinusoids) translated by shifts[t] = (du, dv) px: exact sub-pixel
     motion, frame t+1 = frame t moved by shifts[t+1] - shifts[t]."""

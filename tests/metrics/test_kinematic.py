@@ -36,6 +36,16 @@ def textured_clip(h: int, w: int, shifts: torch.Tensor, seed: int = 0, dtype=tor
     return torch.stack(frames).unsqueeze(0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: on the shared 2-core CI machine, two intra-op threads measured 3-10x slower per op
+    (thread hand-offs) than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def accelerating(t: torch.Tensor, p0, v0, a) -> torch.Tensor:
     return torch.stack([p0[i] + v0[i] * t + 0.5 * a[i] * t**2 for i in range(2)], dim=1)
 

@@ -16,6 +16,17 @@ from newtonbench.metrics.rewards import (
 
 from newtonbench.errors import InvalidValueError, UnknownNameError
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: on the shared 2-core CI machine, two intra-op threads measured 3-10x slower per op
+    (thread hand-offs) than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 T = 8
 
 
