@@ -227,8 +227,8 @@ def object_probability(images: Tensor, context: RewardContext, options: RewardOp
         logit = loglik(mo, vo) - loglik(mb, vb) + torch.log(prior / (1 - prior))[:, :, None, None]
         return torch.sigmoid(logit)
     raise InvalidValueError(
-        "the object terms (kinematic_track, mass, accel) need context.background or context.first_mask to find"
-        " the object"
+        "the object terms (kinematic_track, mass, accel, kinematic with kinematic_masked) need context.background"
+        " or context.first_mask to find the object"
     )
 
 

@@ -38,7 +38,7 @@ def textured_clip(h: int, w: int, shifts: torch.Tensor, seed: int = 0, dtype=tor
 
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
-    """Tiny tensors: on the shared 2-core CI machine, two intra-op threads measured 3-10x slower per op
+    """Tiny tensors: on the shared 2-core machine under load, two intra-op threads measured 8-14x slower
     (thread hand-offs) than one."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -19,7 +19,7 @@ from newtonbench.errors import InvalidValueError, UnknownNameError
 
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
-    """Tiny tensors: on the shared 2-core CI machine, two intra-op threads measured 3-10x slower per op
+    """Tiny tensors: on the shared 2-core machine under load, two intra-op threads measured 8-14x slower
     (thread hand-offs) than one."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
