@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from newtonbench.atomic import atomic_path
-from newtonbench.errors import NewtonBenchError
+from newtonbench.errors import InvalidValueError, NewtonBenchError
+from newtonbench.schema import parse_clip_id
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,10 @@ def encode_preview(video: Path, out: Path, fps_hint: float | None = None, max_si
     return out
 
 
-def _model_video(videos_dir: Path, clip_id: str) -> Path | None:
+def _listing(videos_dir: Path) -> dict[str, Path]:
     from newtonbench.video import find_videos
 
-    if not videos_dir.is_dir():
-        return None
-    return find_videos(videos_dir).get(clip_id)
+    return find_videos(videos_dir) if videos_dir.is_dir() else {}
 
 
 def _bench(path):
@@ -89,12 +88,22 @@ def _videos_dir(run) -> Path | None:
     return None
 
 
+def _well_formed(cid: str) -> bool:
+    try:
+        parse_clip_id(cid)
+    except InvalidValueError:
+        return False
+    return True
+
+
 def pick_clips(lb, runs, per_primitive: int) -> list[dict]:
     """Example clips: per primitive, the first clip ids (ID before OOD) scored "ok" for the most models."""
     import pandas as pd
 
     frames = [r.results[["clip_id", "primitive", "distribution", "status", "split"]].assign(model=r.model) for r in runs]
     df = pd.concat(frames, ignore_index=True)
+    # Clip ids become file names: only well-formed ones (no path separators, no '..') are used.
+    df = df[df["clip_id"].astype(str).map(_well_formed)]
     if lb.split != "all":
         df = df[df["split"] == lb.split]
     ok = df[df["status"] == "ok"].groupby(["primitive", "distribution", "clip_id"])["model"].nunique()
@@ -117,7 +126,8 @@ def make_previews(lb, runs, site: Path, per_primitive: int = 1, progress: bool =
         return []
     examples = pick_clips(lb, runs, per_primitive)
     bench = _bench(lb.benchmark.get("path"))
-    first_run = {m.name: next(r for r in runs if r.model == m.name) for m in lb.models}
+    folders = {m.name: [d for r in runs if r.model == m.name and (d := _videos_dir(r))] for m in lb.models}
+    listings = {d: _listing(d) for ds in folders.values() for d in ds}  # one directory scan per folder
     jobs = []
     for ex in examples:
         cid = ex["clip_id"]
@@ -128,8 +138,8 @@ def make_previews(lb, runs, site: Path, per_primitive: int = 1, progress: bool =
             if src.exists():
                 jobs.append((ex, None, src, site / "previews" / "ground-truth" / f"{cid}.webp"))
         for i, m in enumerate(lb.models):
-            vdir = _videos_dir(first_run[m.name])
-            src = _model_video(vdir, cid) if vdir else None
+            # Any of the model's runs whose videos are still where the scorer read them.
+            src = next((listings[d][cid] for d in folders[m.name] if cid in listings[d]), None)
             if src is not None:
                 jobs.append((ex, i, src, site / "previews" / slug(m.name) / f"{cid}.webp"))
     fps = None

@@ -142,7 +142,9 @@ def standard_tables(lb: Leaderboard, fields=None) -> list[Table]:
 
 # --- Markdown -----------------------------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+# Inline syntax only: names sit inside table cells and list items, never at the start of a line, and with
+# brackets escaped no parenthesis can become a link target.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`]+$")
 
 
