@@ -138,7 +138,7 @@ class _Loaded:
     traj: dict | None = None
 
 
-def _load(ds, clip: dict, path: Path | None, need_plate: bool) -> _Loaded:
+def _load(ds, clip: dict, path: Path | None, need_plate: bool, decode: bool = True) -> _Loaded:
     from newtonbench.video import VideoReadError, read_video
 
     item = _Loaded(clip)
@@ -152,6 +152,8 @@ def _load(ds, clip: dict, path: Path | None, need_plate: bool) -> _Loaded:
     item.first_frame = ds.first_frame(cid)
     if need_plate:
         item.background = ds.background(cid)
+    if not decode:
+        return item
     try:
         video = read_video(path, fps_hint=float(clip["fps"]))
     except VideoReadError as e:
@@ -489,6 +491,25 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
     write_results(results, out / "results.parquet", cfg.pisa_compatible)
     write_json(out / "summary.json", summary)
     return ScoreResult(results, summary, out, unmatched)
+
+
+def score_arrays(ds, clip_id: str, frames: np.ndarray, fps: float, cfg: ScoreConfig | None = None,
+                 device: str | torch.device = "cpu") -> dict:
+    """Score one clip given its generated frames in memory (uint8 [N, h, w, 3] at `fps`): the same
+    path as `score` without files. Returns the results row (status, status_detail, metric columns).
+
+    For notebooks, rewards checks and tests that build videos on the fly.
+    """
+    cfg = cfg or ScoreConfig(videos=".", bench=str(ds.root), out=".", model="arrays")
+    clip = ds.clip(clip_id)
+    item = _load(ds, clip, Path(ds.video_path(clip_id)), cfg.extractor.mode == "plate", decode=False)
+    item.frames = np.asarray(frames)
+    item.times = np.arange(len(frames)) / float(fps)
+    item.fps = float(fps)
+    out = _prepare(item, cfg.extractor, torch.device(device), cfg.pisa_compatible, cfg.max_lost_fraction)
+    if isinstance(out, tuple):
+        return _row(clip, cfg, out[0], out[1], None)
+    return _row(clip, cfg, "ok", "", _compute([out], cfg)[0])
 
 
 def write_results(results, path: Path, pisa: bool) -> None:

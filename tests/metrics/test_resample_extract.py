@@ -1,0 +1,86 @@
+"""Temporal resampling onto the benchmark's grid, pixel scaling, and the extractor's guarantees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from newtonbench.metrics.extract import ExtractConfig, extract, to_float_frames
+from newtonbench.metrics.resample import coverage, interpolate_track, nearest_frames
+
+from newtonbench.errors import InvalidValueError, MissingDependencyError
+
+
+def test_interpolation_exact_on_grid_and_linear_between():
+    native = torch.arange(0, 10, dtype=torch.float64) / 24  # 24 fps
+    vals = torch.stack([native * 100, native**2], -1)
+    ok = torch.ones(10, dtype=torch.bool)
+    bench = torch.arange(0, 8, dtype=torch.float64) / 16  # 16 fps, last at 0.4375 > 9/24
+    out, good = interpolate_track(native, vals, ok, bench, 16.0)
+    assert good.tolist() == [True] * 7 + [False]  # 0.4375 s is beyond the video's 0.375 s + half a frame
+    np.testing.assert_allclose(out[:7, 0].numpy(), (bench[:7] * 100).numpy(), atol=1e-9)  # linear: exact
+    ok[3] = False  # a lost frame poisons the two intervals around it, never with NaN leaking elsewhere
+    out, good = interpolate_track(native, vals, ok, bench, 16.0)
+    assert not good[2] and good[0] and good[3] and torch.isfinite(out[good]).all()
+
+
+def test_nearest_and_coverage():
+    native = torch.tensor([0.0, 0.1, 0.2, 0.3], dtype=torch.float64)
+    bench = torch.tensor([0.0, 0.05, 0.12, 0.29, 0.4], dtype=torch.float64)
+    assert nearest_frames(native, bench).tolist() == [0, 0, 1, 3, 3]
+    assert coverage(native, bench, 10.0).tolist() == [True, True, True, True, False]
+
+
+def test_pixel_scaling_keeps_positions():
+    f = np.zeros((1, 100, 200, 3), np.uint8)
+    f[0, 40:60, 90:110] = 255  # a square centred at (99.5, 49.5) in a 200x100 frame
+    x = to_float_frames(f, (64, 64))
+    m = x[0].mean(0) > 0.5
+    ys, xs = torch.nonzero(m, as_tuple=True)
+    # u' = (u + 0.5) * 64 / 200 - 0.5, v' = (v + 0.5) * 64 / 100 - 0.5 (half-pixel centres)
+    assert xs.double().mean().item() == pytest.approx(100 * 64 / 200 - 0.5, abs=0.3)
+    assert ys.double().mean().item() == pytest.approx(50 * 64 / 100 - 0.5, abs=0.3)
+
+
+def _scene(drift=0.0, t=6):
+    # Each pixel is covered by the object in at most 2 of the frames: the temporal median is the plate.
+    rng = np.random.default_rng(0)
+    bg = torch.tensor(rng.random((3, 64, 64)) * 0.3 + 0.35, dtype=torch.float32)
+    frames = bg.repeat(t, 1, 1, 1)
+    masks = torch.zeros(t, 64, 64, dtype=torch.bool)
+    for i in range(t):
+        masks[i, 2 + 5 * i:10 + 5 * i, 12 + i:20 + i] = True
+    frames = torch.where(masks[:, None], torch.tensor([0.9, 0.2, 0.1])[None, :, None, None], frames)
+    gains = 1 + drift * torch.linspace(0, 1, t)[:, None, None, None]
+    return (frames * gains + drift / 2).clamp(0, 1), masks, bg
+
+
+@pytest.mark.parametrize("mode", ["plate", "self"])
+def test_extraction_exact_under_lighting_drift(mode):
+    frames, masks, bg = _scene(drift=0.12, t=10)
+    ex = extract(frames, masks[0], frames[0], bg, ExtractConfig(mode=mode))
+    assert ex.valid.all()
+    assert (ex.masks == masks).all()
+
+
+def test_lost_object_is_reported_not_guessed():
+    frames, masks, bg = _scene()
+    frames[3:] = bg  # the object vanishes
+    ex = extract(frames, masks[0], frames[0], bg)
+    assert ex.valid.tolist() == [True, True, True, False, False, False]
+    assert torch.isnan(ex.centroids[3:]).all()
+
+
+def test_extractor_config_errors(tmp_path):
+    with pytest.raises(InvalidValueError, match="extractor 'sift'"):
+        ExtractConfig(mode="sift")
+    with pytest.raises(InvalidValueError, match="sam2-checkpoint"):
+        ExtractConfig(mode="sam2")
+    ckpt = tmp_path / "sam2.pt"
+    ckpt.write_bytes(b"x")
+    frames, masks, bg = _scene()
+    try:
+        import sam2  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingDependencyError, match=r"newtonbench\[sam2\]"):
+            extract(frames, masks[0], frames[0], bg, ExtractConfig(mode="sam2", sam2_checkpoint=str(ckpt)))

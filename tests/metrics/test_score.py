@@ -1,0 +1,277 @@
+"""End-to-end scoring on a real generated bench, with known answers.
+
+- the benchmark's own videos: l2 < 1 px and accel_ratio within 2% of 1 for every primitive;
+- the object moved by k px: l2 = k within 10%;
+- played at speed s (frame times scaled): accel_ratio = s^2 within 5%;
+- frozen: accel_ratio ~ 0 and low smoothness; jitter and shuffles lower smoothness; flicker, colour
+  and shape changes lower consistency;
+- any resolution / aspect / container; statuses instead of crashes; CUDA == CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from newtonbench.metrics import info
+from newtonbench.metrics.extract import ExtractConfig
+from newtonbench.metrics.scorer import ScoreConfig, score, score_arrays
+
+from newtonbench import schema
+from newtonbench.video import read_video, write_video
+
+NO_FLOW = {"flow": "none", "bootstrap": 200}
+
+
+def _cfg(ds, **kw):
+    return ScoreConfig(videos=".", bench=str(ds.root), out=".", model="t", **{**NO_FLOW, **kw})
+
+
+def _gt(ds, cid):
+    v = read_video(ds.video_path(cid))
+    return v.frames, float(ds.clip(cid)["fps"])
+
+
+def _clip(ds, primitive):
+    return f"{primitive}-test-id-000000"
+
+
+def _write_av(path, frames, fps, codec):
+    """Another container and codec than the benchmark's H.264 MP4 (PyAV directly)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        st = c.add_stream(codec, rate=int(fps))
+        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        st.options = {"qscale": "1"}
+        for f in frames:
+            c.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(st.encode())
+
+
+def _move_object(frames, masks, plate, offsets):
+    """Paste each frame's object (mask dilated by 1 px, to carry its anti-aliased rim) at (dx, dy)
+    from where it was, over the clean plate; the rest of the frame is the plate."""
+    import cv2
+
+    out = np.repeat(plate[None], len(frames), 0).copy()
+    for i, (dx, dy) in enumerate(offsets):
+        m = cv2.dilate(masks[i], np.ones((3, 3), np.uint8)).astype(bool)
+        ys, xs = np.nonzero(m)
+        ty, tx = ys + dy, xs + dx
+        ok = (ty >= 0) & (ty < m.shape[0]) & (tx >= 0) & (tx < m.shape[1])
+        out[i, ty[ok], tx[ok]] = frames[i, ys[ok], xs[ok]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def own(score_bench, tmp_path_factory):
+    out = tmp_path_factory.mktemp("own")
+    return score(ScoreConfig(videos=str(score_bench / "videos"), bench=str(score_bench), out=str(out),
+                             model="oracle", pisa_compatible=True, **NO_FLOW), progress=False)
+
+
+def test_own_videos_l2_below_1px_and_accel_within_2pct(own):
+    df = own.results
+    assert list(df["status"]) == ["ok"] * len(schema.PRIMITIVES)
+    assert set(df["primitive"]) == set(schema.PRIMITIVES)
+    assert (df["l2"] < 1.0).all(), df[["clip_id", "l2"]]
+    assert ((df["accel_ratio"] - 1).abs() < 0.02).all(), df[["clip_id", "accel_ratio"]]
+    assert (df["iou"] > 0.8).all() and (df["smoothness"] > 0.95).all() and (df["consistency"] > 0.35).all()
+    # the fitted acceleration is the manifest's, in m/s^2 (world z up)
+    np.testing.assert_allclose(df["accel_fit_z"], df["accel_true_z"], rtol=0.03, atol=0.1)
+    np.testing.assert_allclose(df["l2_norm"], df["l2"] / math.hypot(256, 256), rtol=1e-9)
+
+
+def test_results_and_summary_contract(own):
+    table = pq.read_table(own.out / "results.parquet")
+    cols = table.column_names
+    for c in schema.RESULTS_ID_COLUMNS + info.METRIC_COLUMNS + schema.RESULTS_TRUTH_COLUMNS + info.PISA_COLUMNS:
+        assert c in cols
+    assert table.schema.field("l2").type == "double"
+    s = json.loads((own.out / "summary.json").read_text())
+    assert s["model"] == {"name": "oracle", "card": None}
+    assert len(s["benchmark"]["manifest_sha256"]) == 64
+    assert s["status_counts"]["ok"] == 5 and set(s["status_counts"]) == set(schema.STATUSES)
+    assert s["metrics"]["accel_ratio"]["target"] == 1.0 and s["metrics"]["l2"]["higher_is_better"] is False
+    assert s["metrics"]["l2"]["version"] == 1 and s["metrics"]["l2"]["unit"] == "px"
+    assert len(s["groups"]) == 5 and all(g["n"] == 1 and g["coverage"] == 1.0 for g in s["groups"])
+    ov = s["overall"]["metrics"]["l2"]
+    assert ov["n"] == 5 and ov["ci_low"] <= ov["mean"] <= ov["ci_high"]
+    assert ov["mean"] == pytest.approx(own.results["l2"].mean())
+    assert s["config"]["flow"] == "none" and s["config"]["extractor"]["mode"] == "plate"
+    # PISA's normalisation: their L2 is per-coordinate mean |Δ| / (sqrt 2 H), at most l2 / (sqrt 2 H)
+    assert (own.results["pisa_l2"] <= own.results["l2"] / (math.sqrt(2) * 256) + 1e-9).all()
+
+
+def test_bootstrap_is_seeded(own, score_bench, tmp_path):
+    again = score(ScoreConfig(videos=str(score_bench / "videos"), bench=str(score_bench), out=str(tmp_path),
+                              model="oracle", primitives=("ramp_down", "ramp_up"), **NO_FLOW), progress=False)
+    a = json.loads((tmp_path / "summary.json").read_text())["overall"]["metrics"]["l2"]
+    again2 = score(ScoreConfig(videos=str(score_bench / "videos"), bench=str(score_bench), out=str(tmp_path),
+                               model="oracle", primitives=("ramp_down", "ramp_up"), **NO_FLOW), progress=False)
+    assert again2.summary["overall"]["metrics"]["l2"] == a
+    assert len(again.results) == 2
+
+
+@pytest.mark.parametrize("k", [3, 6])
+def test_shift_by_k_px_gives_l2_k(score_ds, k):
+    cid = _clip(score_ds, "parabolic_throw")
+    frames, fps = _gt(score_ds, cid)
+    moved = _move_object(frames, score_ds.masks(cid), score_ds.background(cid), [(k, 0)] * len(frames))
+    row = score_arrays(score_ds, cid, moved, fps, _cfg(score_ds))
+    assert row["status"] == "ok"
+    assert row["l2"] == pytest.approx(k, rel=0.10)
+
+
+def test_shift_in_self_background_mode(score_ds):
+    """The whole scene rolled by 4 px: --extractor self builds the (shifted) plate from the video."""
+    cid = _clip(score_ds, "ramp_down")
+    frames, fps = _gt(score_ds, cid)
+    row = score_arrays(score_ds, cid, np.roll(frames, 4, axis=2), fps, _cfg(score_ds, extractor=ExtractConfig(mode="self")))
+    assert row["status"] == "ok" and row["l2"] == pytest.approx(4.0, rel=0.10)
+
+
+@pytest.mark.parametrize("s", [0.5, 2.0])
+def test_playback_speed_s_gives_accel_ratio_s2(score_ds, s):
+    cid = _clip(score_ds, "ramp_down")  # contact-free for the whole clip
+    frames, fps = _gt(score_ds, cid)
+    row = score_arrays(score_ds, cid, frames, fps * s, _cfg(score_ds))
+    assert row["status"] == "ok"
+    assert row["accel_ratio"] == pytest.approx(s**2, rel=0.05)
+
+
+def test_frozen_video(score_ds):
+    cid = _clip(score_ds, "free_fall")
+    frames, fps = _gt(score_ds, cid)
+    frozen = np.repeat(frames[:1], len(frames), 0)
+    row = score_arrays(score_ds, cid, frozen, fps, _cfg(score_ds))
+    assert row["status"] == "ok"
+    assert row["accel_ratio"] < 0.02
+    assert row["smoothness"] < 0.05
+    assert row["l2"] > 10
+
+
+def test_smoothness_and_consistency_separate_broken_videos(score_ds):
+    rng = np.random.default_rng(0)
+    cid = _clip(score_ds, "ramp_down")
+    frames, fps = _gt(score_ds, cid)
+    masks, plate = score_ds.masks(cid), score_ds.background(cid)
+    cfg = _cfg(score_ds)
+    truth = score_arrays(score_ds, cid, frames, fps, cfg)
+    jitter = _move_object(frames, masks, plate, rng.integers(-3, 4, size=(len(frames), 2)))
+    shuffled = frames[np.r_[0, 1 + rng.permutation(len(frames) - 1)]]
+    flicker = np.clip(frames * (1 + 0.15 * (np.arange(len(frames)) % 2))[:, None, None, None], 0, 255).astype(np.uint8)
+    recolour = frames.copy()
+    half = len(frames) // 2
+    sel = masks[half:].astype(bool)
+    recolour[half:][sel] = recolour[half:][sel][:, [2, 0, 1]]  # the object's channels rotated
+    shrink = frames.copy()
+    for i in range(half, len(frames)):  # the object loses its lower half
+        ys, xs = np.nonzero(masks[i])
+        cut = ys > np.median(ys)
+        shrink[i, ys[cut], xs[cut]] = plate[ys[cut], xs[cut]]
+    rows = {name: score_arrays(score_ds, cid, v, fps, cfg) for name, v in
+            [("jitter", jitter), ("shuffled", shuffled), ("flicker", flicker), ("recolour", recolour), ("shrink", shrink)]}
+    assert truth["smoothness"] > 0.95
+    assert rows["jitter"]["smoothness"] < truth["smoothness"] - 0.1
+    assert rows["shuffled"]["smoothness"] < 0.5
+    for name in ("flicker", "recolour", "shrink"):
+        assert rows[name]["status"] == "ok", rows[name]
+        assert rows[name]["consistency"] < 0.7 * truth["consistency"], (name, rows[name]["consistency"], truth["consistency"])
+
+
+def test_any_resolution_aspect_fps_and_container(score_ds, tmp_path):
+    import cv2
+
+    cid = _clip(score_ds, "horizontal_throw")
+    frames, fps = _gt(score_ds, cid)
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    wide = np.stack([cv2.resize(f, (384, 256), interpolation=cv2.INTER_LINEAR) for f in frames])
+    _write_av(vids / f"{cid}.avi", wide, fps, "mpeg4")
+    rows = score(ScoreConfig(videos=str(vids), bench=str(score_ds.root), out=str(tmp_path / "r"), model="m",
+                             primitives=("horizontal_throw",), **NO_FLOW), progress=False).results
+    # stretched 1.5x, re-encoded with a second lossy codec, scaled back by the scorer: ~1 px
+    assert rows["status"].iloc[0] == "ok" and rows["l2"].iloc[0] < 1.5
+    # double the frame rate (every frame twice): the benchmark's times fall on every other frame
+    row = score_arrays(score_ds, cid, np.repeat(frames, 2, 0), 2 * fps, _cfg(score_ds))
+    assert row["status"] == "ok" and row["l2"] < 1.0
+    # a folder of PNG frames (no timing of its own: taken at the benchmark's fps)
+    (vids / f"{cid}.avi").unlink()
+    folder = vids / cid
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    res = score(ScoreConfig(videos=str(vids), bench=str(score_ds.root), out=str(tmp_path / "r2"), model="m",
+                            primitives=("horizontal_throw",), **NO_FLOW), progress=False).results
+    assert res["status"].iloc[0] == "ok" and res["l2"].iloc[0] < 1.0
+    assert res["accel_ratio"].iloc[0] == pytest.approx(1.0, abs=0.02)
+
+
+def test_statuses_not_crashes(score_ds, tmp_path):
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    fr, fps = _gt(score_ds, _clip(score_ds, "free_fall"))
+    (vids / "free_fall-test-id-000000.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 garbage" * 20)  # unreadable
+    write_video(vids / "horizontal_throw-test-id-000000.mp4", fr[:2], fps)  # too few frames
+    plate = score_ds.background(_clip(score_ds, "parabolic_throw"))
+    write_video(vids / "parabolic_throw-test-id-000000.mp4", np.repeat(plate[None], 8, 0), fps)  # no object
+    cid = _clip(score_ds, "ramp_up")
+    frames, _ = _gt(score_ds, cid)
+    vanish = frames.copy()
+    vanish[4:] = score_ds.background(cid)  # the object disappears after 4 frames
+    write_video(vids / f"{cid}.mp4", vanish, fps)
+    write_video(vids / "not-a-clip.mp4", fr[:4], fps)  # matches nothing: a warning
+    res = score(ScoreConfig(videos=str(vids), bench=str(score_ds.root), out=str(tmp_path / "r"), model="m",
+                            **NO_FLOW), progress=False)
+    st = dict(zip(res.results["clip_id"], res.results["status"]))
+    assert st == {"free_fall-test-id-000000": "unreadable", "horizontal_throw-test-id-000000": "too_few_frames",
+                  "parabolic_throw-test-id-000000": "object_not_found", "ramp_down-test-id-000000": "missing_video",
+                  "ramp_up-test-id-000000": "object_lost"}
+    assert res.unmatched == ["not-a-clip"]
+    assert res.results[list(info.METRIC_COLUMNS)].isna().all().all()  # nulls, never fake numbers
+    assert res.summary["status_counts"]["ok"] == 0 and res.summary["overall"]["coverage"] == 0.0
+    assert (res.results["status_detail"] != "").all()
+
+
+def test_flow_residual_column(score_ds):
+    """The paper's residual (the flow helper's kernel) fills its column: 0 for a frozen object,
+    larger for a jittering one than for the truth."""
+    cid = _clip(score_ds, "ramp_down")
+    frames, fps = _gt(score_ds, cid)
+    frames = frames[:8]
+    cfg = _cfg(score_ds, flow="lk")
+    truth = score_arrays(score_ds, cid, frames, fps, cfg)["kinematic_residual"]
+    frozen = score_arrays(score_ds, cid, np.repeat(frames[:1], 8, 0), fps, cfg)["kinematic_residual"]
+    rng = np.random.default_rng(1)
+    jit = _move_object(frames, score_ds.masks(cid)[:8], score_ds.background(cid), rng.integers(-3, 4, size=(8, 2)))
+    jitter = score_arrays(score_ds, cid, jit, fps, cfg)["kinematic_residual"]
+    assert frozen == pytest.approx(0.0, abs=1e-6)
+    assert 0 < truth < jitter / 2, (truth, jitter)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_scores_match_cpu(score_ds):
+    cfg = _cfg(score_ds)
+    for p in schema.PRIMITIVES:
+        cid = _clip(score_ds, p)
+        frames, fps = _gt(score_ds, cid)
+        a = score_arrays(score_ds, cid, frames, fps, cfg, device="cpu")
+        b = score_arrays(score_ds, cid, frames, fps, cfg, device="cuda")
+        assert a["status"] == b["status"] == "ok"
+        for m in info.METRIC_COLUMNS:
+            if a[m] is None:
+                assert b[m] is None
+            else:
+                assert b[m] == pytest.approx(a[m], rel=1e-3, abs=1e-4), m
+
+
+def test_results_frame_is_one_row_per_clip(own):
+    assert isinstance(own.results, pd.DataFrame) and own.results["clip_id"].is_unique
