@@ -121,15 +121,24 @@ def test_sample_writes_one_scorable_video_per_clip_and_resumes(variant, tiny_mod
     first = run(*args)
     cli_ok(first)
     assert "wrote 2, skipped 0" in first.output
-    files = sorted(p.name for p in videos.iterdir())
-    assert files == ["free_fall-test-id-000000.mp4", "free_fall-test-id-000001.mp4"]
+    files = sorted(p.stem for p in videos.iterdir())
+    assert files == ["free_fall-test-id-000000", "free_fall-test-id-000001"]
     for f in files:
-        video = read_video(videos / f)
+        video = read_video(videos / f"{f}.mp4")
         assert video.frames.shape == (9, 32, 32, 3)  # the bench's frame count and resolution
         assert video.fps == pytest.approx(8.0)
     again = run(*args, "--split", "test", "--split", "train")
     cli_ok(again)
     assert "wrote 2, skipped 2" in again.output  # existing test videos skipped, train clips added
+
+    # `score` takes them as they are: every test clip's video is found and decoded.
+    import pandas as pd
+
+    cli_ok(run("score", videos, "--bench", bench, "--out", tmp_path / "results", "--model", "tiny", "--split", "test",
+               "--bootstrap", "0", "--no-progress"))
+    results = pd.read_parquet(tmp_path / "results" / "results.parquet")
+    assert sorted(results["clip_id"]) == files[:2]
+    assert not results["status"].isin(["missing_video", "unreadable", "too_few_frames"]).any()
 
 
 def test_clear_one_line_errors(tiny_model, bench, tmp_path):
