@@ -111,11 +111,14 @@ def object_half_height(spec: Spec) -> float:
 def layout_ramp(spec: Spec, angle_rad: float, s_low: float, s_high: float) -> tuple[Ramp, np.ndarray]:
     """A ramp long enough for the object's path s in [s_low, s_high] (metres along the slope from the
     start, + up) and the object's start position. The ramp's lower end rests on the floor; its upper
-    end runs on well past the path, so a counterfactual lower gravity never throws the object off."""
+    end runs on well past the path, so a counterfactual lower gravity (down to g / 5) never throws the
+    object off the top. A higher one can slide it off the bottom onto the floor: `in_contact` says so."""
     ext = body_extents(get_object(spec.object), spec.object_size_m)
     half_len, half_width, h = ext[0] / 2, ext[1] / 2, ext[2] / 2
     s_start = s_low - half_len - 0.1
-    s_end = s_high + half_len + max(1.0, 0.5 * (s_high - s_low))
+    # The upper end runs far out of the picture: at a counterfactual g down to a fifth of 9.81 an
+    # object launched up the slope climbs up to 5x as far, and must still find ramp under it.
+    s_end = s_high + half_len + max(1.0, 4.0 * max(s_high, 0.0), 0.5 * (s_high - s_low))
     c, s = math.cos(angle_rad), math.sin(angle_rad)
     d, n = np.array([c, 0.0, s]), np.array([-s, 0.0, c])
     t = RAMP_THICKNESS / 2

@@ -133,6 +133,16 @@ def test_gravity_override_changes_only_g():
     assert fit_accel(traj.t[r], traj.position[r][:, [0, 2]])[1] == pytest.approx(-1.62, rel=1e-3)
 
 
+@pytest.mark.parametrize("g", [2.0, 4.0])
+def test_counterfactual_low_gravity_keeps_ramp_up_on_its_ramp(g):
+    nominal = dataclasses.replace(_spec("ramp_up", "ood"), ramp_angle_deg=15.0, friction=0.45, speed_mps=4.5)
+    prim = get_primitive("ramp_up")
+    low = prim.simulate(dataclasses.replace(nominal, gravity=g))
+    assert low.ramp == prim.simulate(nominal).ramp  # the same scene
+    along = (low.position - np.asarray(low.ramp.centre)) @ low.ramp.up_slope
+    assert np.all(np.abs(along) < low.ramp.half_extents[0]) and not low.in_contact.any()
+
+
 def test_bad_specs_fail_with_one_line():
     spec = _spec("ramp_down", "id")
     with pytest.raises(InvalidValueError, match="friction"):

@@ -73,10 +73,39 @@ def test_layout_and_schema(data):
     assert list(ds.trajectory(cid)["frame"]) == list(range(12))
     assert len(ds.select(primitives="free_fall", splits=["test"])) == 2
     assert len(ds.manifest_sha256) == 64
-    # Decoded video frames stay close to the rendered first frame (crf 10).
+    # Decoded video frames stay close to the rendered first frame (crf 10; the RGB <-> YUV 4:2:0
+    # round trip alone shifts levels by about 1-2).
     video = read_video(ds.video_path(cid)).frames
-    assert np.abs(video[0].astype(int) - ds.first_frame(cid).astype(int)).mean() < 2.0
+    assert np.abs(video[0].astype(int) - ds.first_frame(cid).astype(int)).mean() < 3.0
     assert all(isinstance(p, str) and len(p) > 20 for p in ds.manifest["prompt"])
+
+
+def test_compression_does_not_move_the_object(tmp_path):
+    """At the default 256x256, the object's centroid segmented against the clean plate moves by well
+    under a pixel through H.264 (crf 10). What it does move comes from 4:2:0 chroma subsampling,
+    which bleeds a saturated colour about a pixel over the object's edge (measured up to 0.5 px)."""
+    import cv2
+    from newtonbench.generators.dataset_writer import build_clip
+
+    from newtonbench.video import write_video
+
+    shifts = []
+    for primitive, obj in (("parabolic_throw", "sphere"), ("ramp_down", "block"), ("free_fall", "duck")):
+        cfg = GenerateConfig(out=tmp_path, fps=4.0, num_frames=8, object_name=obj)
+        clip = build_clip(cfg, primitive, "train", "id", 0)
+        write_video(tmp_path / "v.mp4", clip.frames, fps=4.0)
+        decoded = read_video(tmp_path / "v.mp4").frames.astype(int)
+        bg = clip.background.astype(int)
+        for i in range(len(clip.frames)):
+            # Look only near the object: H.264 also rings along the backdrop's own sharp edges.
+            near = cv2.dilate(clip.masks[i], np.ones((9, 9), np.uint8)).astype(bool)
+            before = (np.abs(clip.frames[i].astype(int) - bg).max(-1) > 30) & near
+            after = (np.abs(decoded[i] - bg).max(-1) > 30) & near
+            if before.sum() < 0.7 * clip.masks[i].sum():
+                continue  # object too close to the background's colour for a threshold to segment it
+            shifts.append(np.hypot(*(np.argwhere(before).mean(0) - np.argwhere(after).mean(0))))
+    assert len(shifts) >= 16
+    assert max(shifts) < 0.75 and np.mean(shifts) < 0.4, shifts
 
 
 def test_same_output_for_any_worker_count(data, data_two_workers):
