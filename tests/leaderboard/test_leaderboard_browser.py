@@ -67,6 +67,9 @@ def test_page_renders_sorts_filters_and_escapes(index_html, tmp_path):
         assert page.title() != "pwned"
         shown = page.eval_on_selector_all("#board td.model", "tds => tds.map(t => t.textContent)")
         assert MARKUP in shown
+        cards = page.eval_on_selector_all("#cards .card h3", "hs => hs.map(h => h.textContent)")
+        assert cards == ["oracle", "gravity g=7.0", MARKUP]
+        assert page.get_attribute("#board td.model a", "href") == "https://example.org"
 
         # Charts: one bar chart per primitive with a bar per model, and the scatter with a point per clip.
         assert page.locator("#bars .chart").count() == 2

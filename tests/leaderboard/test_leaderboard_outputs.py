@@ -95,7 +95,9 @@ def test_html_escapes_model_strings(site):
             if (p, d) in (("free_fall", "ood"), ("ramp_down", "id")):
                 continue
             assert len(data["slices"][f"{p}|{d}"]) == 3
-    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "").replace('http://x', "")  # no CDN
+    # Self-contained: no external script, stylesheet, font or image; the CSS and JS are inline.
+    assert re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=", page) is None
+    assert "@import" not in page and "url(" not in page
 
 
 def test_cli_writes_everything_and_prints_ranking(site, tmp_path):
