@@ -255,20 +255,26 @@ _TEX_SPECIAL = {
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
 }
-_TEX_UNICODE = {"²": r"$^2$", "⁴": r"$^4$", "³": r"$^3$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "→": r"$\to$", "±": r"$\pm$", "—": "---"}
+_SUPER = "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"
+_TEX_UNICODE = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "→": r"$\to$", "±": r"$\pm$", "—": "---"}
 
 
 def tex_escape(s: str) -> str:
     out = []
-    for ch in str(s):
-        if ch in _TEX_SPECIAL:
-            out.append(_TEX_SPECIAL[ch])
-        elif ch in _TEX_UNICODE:
-            out.append(_TEX_UNICODE[ch])
-        elif ord(ch) < 32:
-            out.append(" ")
-        else:
-            out.append(ch)
+    # Units carry superscripts (m/s², px²/frame⁶): each run of them becomes one $^{...}$.
+    for k, part in enumerate(re.split(f"([{_SUPER}]+)", str(s))):
+        if k % 2:
+            out.append("$^{" + part.translate(str.maketrans(_SUPER, "0123456789-")) + "}$")
+            continue
+        for ch in part:
+            if ch in _TEX_SPECIAL:
+                out.append(_TEX_SPECIAL[ch])
+            elif ch in _TEX_UNICODE:
+                out.append(_TEX_UNICODE[ch])
+            elif ord(ch) < 32:
+                out.append(" ")
+            else:
+                out.append(ch)
     return "".join(out)
 
 

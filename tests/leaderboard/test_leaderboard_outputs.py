@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from lb_fixtures import fall, row, write_results
 from newtonbench.leaderboard import publish
+from newtonbench.leaderboard.tables import tex_escape
 
 from newtonbench.cli import cli
 
@@ -74,6 +75,8 @@ def test_latex_booktabs(site):
     assert "\\textbf{4.50 $\\pm$ 0.71}" in tex
     assert "accel\\_ratio $\\to$1" in tex and "l2 (px) $\\downarrow$" in tex
     assert "\\textless{}img src=x onerror=\"alert(1)\"\\textgreater{}\\textbar{}*x*\\_\\{\\}\\&" in tex
+    assert tex_escape("rmse_a (m/s²) ↓") == "rmse\\_a (m/s$^{2}$) $\\downarrow$"
+    assert tex_escape("px²/frame⁶ x\x00y") == "px$^{2}$/frame$^{6}$ x y"
     # Every brace in the body is balanced: no model name can break the document.
     body = re.sub(r"\\[{}]", "", tex)
     assert body.count("{") == body.count("}")
