@@ -126,14 +126,13 @@ class GenerateConfig:
     def tasks(self) -> list[tuple[str, str, str, int]]:
         return [(p, s, d, i) for p, s, d, n in self.groups() for i in range(n)]
 
-    def fingerprint(self) -> dict:
+    def fingerprint(self, primitive: str) -> dict:
         """What a clip's content depends on besides its id: a shard made under another one is redone."""
         from newtonbench.generators.primitives.base import get_primitive
 
         return {"seed": self.seed, "width": self.width, "height": self.height, "fps": self.fps,
                 "num_frames": self.num_frames, "renderer": self.renderer, "gravity": self.gravity,
-                "object_name": self.object_name,
-                "primitive_versions": {p: get_primitive(p).version for p in self.primitives}}
+                "object_name": self.object_name, "primitive_version": get_primitive(primitive).version}
 
     def to_json(self) -> dict:
         # Neither the folder nor the worker count changes the data: leave them out, so that the
@@ -244,7 +243,7 @@ def clip_paths(root: Path, cid: str) -> dict[str, Path]:
     }
 
 
-def is_done(config: GenerateConfig, cid: str) -> bool:
+def is_done(config: GenerateConfig, cid: str, primitive: str) -> bool:
     paths = clip_paths(config.out, cid)
     if not all(p.is_file() for p in paths.values()):
         return False
@@ -252,7 +251,7 @@ def is_done(config: GenerateConfig, cid: str) -> bool:
         shard = json.loads(paths["shard"].read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return shard.get("fingerprint") == json.loads(json.dumps(config.fingerprint()))
+    return shard.get("fingerprint") == json.loads(json.dumps(config.fingerprint(primitive)))
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:
@@ -280,7 +279,8 @@ def write_clip(config: GenerateConfig, clip: Clip, timings: dict | None = None) 
     np.savez_compressed(buf, masks=clip.masks)
     atomic.write_bytes(paths["mask"], buf.getvalue())
     # The shard goes last: its presence marks the clip finished.
-    shard = {"fingerprint": config.fingerprint(), "manifest": clip.manifest_row, "trajectory": clip.trajectory_rows}
+    shard = {"fingerprint": config.fingerprint(clip.manifest_row["primitive"]), "manifest": clip.manifest_row,
+             "trajectory": clip.trajectory_rows}
     atomic.write_text(paths["shard"], json.dumps(shard))
     if timings is not None:
         timings["encode"] = timings.get("encode", 0.0) + t1 - t0
@@ -322,7 +322,7 @@ def generate(config: GenerateConfig, progress: bool = True) -> Path:
     atomic.remove_stale_temps(config.out)
 
     tasks = config.tasks()
-    todo = [t for t in tasks if not is_done(config, clip_id(*t))]
+    todo = [t for t in tasks if not is_done(config, clip_id(*t), t[0])]
     log.info("%d clips, %d already finished, %d to make", len(tasks), len(tasks) - len(todo), len(todo))
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="generate", unit="clip", disable=not progress)
     try:

@@ -258,3 +258,16 @@ def test_train_and_test_clips_use_disjoint_objects_and_textures(data):
     train, test = man[man["split"] == "train"], man[man["split"] == "test"]
     for col in ("object", "object_texture", "floor_texture", "backdrop_texture"):
         assert not set(train[col]) & set(test[col]), col
+
+
+def test_rerun_reuses_clips_of_the_same_configuration_only(tmp_path):
+    one = {**SMALL, "splits": ("test",), "distributions": ("id",)}
+    generate(GenerateConfig(out=tmp_path, primitives=("free_fall",), **one), progress=False)
+    video = tmp_path / "videos" / "free_fall-test-id-000000.mp4"
+    stamp = video.stat().st_mtime_ns
+    generate(GenerateConfig(out=tmp_path, primitives=("free_fall", "ramp_up"), **one), progress=False)
+    assert video.stat().st_mtime_ns == stamp  # another primitive added: free_fall is kept
+    assert list(open_dataset(tmp_path).manifest["clip_id"]) == ["free_fall-test-id-000000", "ramp_up-test-id-000000"]
+    generate(GenerateConfig(out=tmp_path, primitives=("free_fall",), **{**one, "seed": 4}), progress=False)
+    assert video.stat().st_mtime_ns != stamp  # another seed: redone
+    assert list(open_dataset(tmp_path).manifest["seed"]) == [4]
