@@ -153,7 +153,7 @@ def _check_against_summary(run: Run, df: pd.DataFrame, names: list[str]) -> None
         p, d = group.get("primitive"), group.get("distribution")
         sub = df[_slice_mask(df, p, d) & (df["status"] == "ok")]
         for name, stats in (group.get("metrics") or {}).items():
-            if name not in names or not isinstance(stats, dict) or stats.get("mean") is None:
+            if name not in names or name not in sub or not isinstance(stats, dict) or stats.get("mean") is None:
                 continue
             mine = _mean(sub[name])
             if mine is None or not math.isclose(mine, float(stats["mean"]), rel_tol=1e-6, abs_tol=1e-9):
