@@ -128,11 +128,21 @@ def make_previews(lb, runs, site: Path, per_primitive: int = 1, progress: bool =
     bench = _bench(lb.benchmark.get("path"))
     folders = {m.name: [d for r in runs if r.model == m.name and (d := _videos_dir(r))] for m in lb.models}
     listings = {d: _listing(d) for ds in folders.values() for d in ds}  # one directory scan per folder
+    # Under each preview, what the scorer said about that clip (first run of the model that has it).
+    verdicts: dict[tuple[str, str], str] = {}
+    for r in runs:
+        cols = [c for c in ("clip_id", "status", "accel_ratio") if c in r.results]
+        for row in r.results[cols].itertuples(index=False):
+            if (r.model, row.clip_id) not in verdicts:
+                ratio = getattr(row, "accel_ratio", None)
+                ok = row.status == "ok" and ratio is not None and ratio == ratio
+                verdicts[(r.model, row.clip_id)] = f"a / a_true = {ratio:.2f}" if ok else str(row.status)
     jobs = []
     for ex in examples:
         cid = ex["clip_id"]
         ex["truth"] = None
         ex["models"] = [None] * len(lb.models)
+        ex["verdicts"] = [verdicts.get((m.name, cid), "") for m in lb.models]
         if bench is not None:
             src = bench.video_path(cid)
             if src.exists():

@@ -277,12 +277,14 @@
     for (const ex of D.previews) {
       const tr = el("tr");
       tr.appendChild(el("td", {}, ex.primitive + " (" + (D.distLabels[ex.distribution] || ex.distribution) + ")"));
-      for (const src of [ex.truth, ...ex.models]) {
+      [ex.truth, ...ex.models].forEach((src, k) => {
         const td = el("td");
         if (src) td.appendChild(el("img", { src: src, alt: ex.clip_id, loading: "lazy", title: ex.clip_id }));
-        else td.textContent = "—";
+        else td.appendChild(el("div", {}, "—"));
+        const verdict = k === 0 ? "ground truth" : (ex.verdicts || [])[k - 1];
+        if (verdict) td.appendChild(el("div", { class: "verdict" }, verdict));
         tr.appendChild(td);
-      }
+      });
       table.appendChild(tr);
     }
     box.appendChild(table);

@@ -134,5 +134,6 @@ def test_previews_are_animated_webp(tmp_path):
     data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>', files["html"].read_text(), re.DOTALL).group(1))
     (ex,) = data["previews"]
     assert ex["clip_id"] == "free_fall-test-id-000000" and ex["truth"] is None  # the bench is gone
+    assert ex["verdicts"] == ["a / a_true = 1.00"]
     webp = (tmp_path / "site" / ex["models"][0]).read_bytes()
     assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP" and b"ANIM" in webp and webp.count(b"ANMF") == 12
