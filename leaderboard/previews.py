@@ -9,6 +9,7 @@ are only shown, never measured.
 from __future__ import annotations
 
 import hashlib
+import math
 import logging
 import re
 from fractions import Fraction
@@ -135,7 +136,7 @@ def make_previews(lb, runs, site: Path, per_primitive: int = 1, progress: bool =
         for row in r.results[cols].itertuples(index=False):
             if (r.model, row.clip_id) not in verdicts:
                 ratio = getattr(row, "accel_ratio", None)
-                ok = row.status == "ok" and ratio is not None and ratio == ratio
+                ok = row.status == "ok" and ratio is not None and math.isfinite(ratio)
                 verdicts[(r.model, row.clip_id)] = f"a / a_true = {ratio:.2f}" if ok else str(row.status)
     jobs = []
     for ex in examples:
