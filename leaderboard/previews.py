@@ -9,8 +9,8 @@ are only shown, never measured.
 from __future__ import annotations
 
 import hashlib
-import math
 import logging
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
