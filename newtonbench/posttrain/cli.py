@@ -74,7 +74,8 @@ def posttrain(model, bench, out, mode, reward_spec, reward_option, rank, lora_al
         primitives=primitives, resume=resume,
     )
     summary = train(config)
-    click.echo(f"step {summary['step']}: {summary['checkpoint']}")
+    if summary["is_main_process"]:
+        click.echo(f"step {summary['step']}: {summary['checkpoint']}")
 
 
 @click.command("sample")

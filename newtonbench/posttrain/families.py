@@ -148,8 +148,10 @@ class VideoFamily:
         """Latents -> frames float [B, T, 3, H, W] in [0, 1]; differentiable."""
         raise NotImplementedError
 
-    def sft_loss(self, pipe, nets, video, cond: Conditioning, generator=None):
-        """The model's own denoising loss on a clip (video: float [B, T, 3, H, W] in [0, 1])."""
+    def sft_loss(self, pipe, nets, video, cond: Conditioning, generator=None, shared_generator=None):
+        """The model's own denoising loss on a clip (video: float [B, T, 3, H, W] in [0, 1]).
+
+        `shared_generator` draws what must agree across processes (which expert trains this step)."""
         raise NotImplementedError
 
     # --- shared helpers --------------------------------------------------------------------------
@@ -335,7 +337,7 @@ class WanFamily(VideoFamily):
                 return float(cfg[key])
         return 1.0
 
-    def sft_loss(self, pipe, nets, video, cond, generator=None):
+    def sft_loss(self, pipe, nets, video, cond, generator=None, shared_generator=None):
         import torch
 
         device = self._device(pipe)
@@ -344,8 +346,12 @@ class WanFamily(VideoFamily):
             x0 = self._encode_video(pipe, video.permute(0, 2, 1, 3, 4).to(device) * 2 - 1, "sample", generator)
         noise = _randn(x0.shape, generator, device, torch.float32)
         # Logit-normal timesteps (SD3's default density), shifted like the sampler's sigmas.
-        n_draws = 1 if len(nets) > 1 else b  # two experts: one timestep per batch so one expert sees it
-        u = torch.sigmoid(_randn((n_draws,), generator, device, torch.float32)).expand(b)
+        if len(nets) > 1:
+            # Two experts: one timestep per step, drawn alike on every process, so that all processes
+            # train the same expert (DDP all-reduces the gradients of the expert that ran).
+            u = torch.sigmoid(_randn((1,), shared_generator or generator, device, torch.float32)).expand(b)
+        else:
+            u = torch.sigmoid(_randn((b,), generator, device, torch.float32))
         shift = self._shift(pipe)
         sigma = shift * u / (1 + (shift - 1) * u)
         timestep = sigma * pipe.scheduler.config.num_train_timesteps
@@ -487,7 +493,7 @@ class CogVideoXFamily(VideoFamily):
         video = pipe.vae.decode(z.to(pipe.vae.device, pipe.vae.dtype)).sample  # [B, 3, T, H, W] in [-1, 1]
         return (video.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
 
-    def sft_loss(self, pipe, nets, video, cond, generator=None):
+    def sft_loss(self, pipe, nets, video, cond, generator=None, shared_generator=None):
         """diffusers' examples/cogvideo/train_cogvideox_image_to_video_lora.py: v-prediction, written as an
         x0 loss weighted by 1 / (1 - alpha_bar_t)."""
         import torch

@@ -154,18 +154,19 @@ def load_lora_for_sampling(family: VideoFamily, pipe, checkpoint: str | Path) ->
 
 
 # --- one training step ------------------------------------------------------------------------------
-def sft_step(family, pipe, nets, batch, config, num_frames, generator) -> tuple:
+def sft_step(family, pipe, nets, batch, config, num_frames, generator, shared_generator=None) -> tuple:
     """The model's own denoising loss on a batch of train clips. Returns (loss, logs)."""
     first, prompts = batch["first_frame"], list(batch["prompt"])
     if hasattr(family, "sft_conditioning"):  # CogVideoX trains with a noised first frame
         cond = family.sft_conditioning(pipe, first, prompts, num_frames, generator)
     else:
         cond = family.encode(pipe, first, prompts, num_frames, 1.0, generator)
-    loss = family.sft_loss(pipe, nets, batch["video"][:, :num_frames], cond, generator)
+    loss = family.sft_loss(pipe, nets, batch["video"][:, :num_frames], cond, generator, shared_generator)
     return loss, {}
 
 
-def reward_step(family, pipe, nets, batch, config, num_frames, generator, reward, guidance) -> tuple:
+def reward_step(family, pipe, nets, batch, config, num_frames, generator, reward, guidance,
+                shared_generator=None) -> tuple:
     """Sample from the bench's first frames and prompts, keep gradients through the last K denoising
     steps (DRaFT-K / VADER), decode, and minimise the reward (a penalty: lower is better)."""
     import torch
@@ -314,13 +315,14 @@ def train(config: TrainConfig) -> dict:
         for batch in batches:
             done_in_epoch += 1
             micro = len(window)
-            # One generator per (step, micro-batch, process): a resumed run draws the same noise.
-            gen = torch.Generator().manual_seed(
-                ((config.seed * 1_000_003 + global_step) * 64 + micro) * 64 + accelerator.process_index
-            )
+            # One generator per (step, micro-batch, process), and one shared by all processes: a resumed
+            # run draws the same noise, and processes agree where they must (Wan 2.2's expert choice).
+            shared_seed = (config.seed * 1_000_003 + global_step) * 64 + micro
+            gen = torch.Generator().manual_seed(shared_seed * 64 + accelerator.process_index)
+            shared = torch.Generator().manual_seed(shared_seed * 64 + 63)
             with accelerator.accumulate(*nets):
                 t0 = time.perf_counter()
-                loss, logs = step_fn(family, pipe, nets, batch, config, num_frames, gen, *extra)
+                loss, logs = step_fn(family, pipe, nets, batch, config, num_frames, gen, *extra, shared_generator=shared)
                 if not torch.isfinite(loss):
                     last = list_checkpoints(run)
                     raise TrainingDivergedError(
@@ -343,8 +345,12 @@ def train(config: TrainConfig) -> dict:
             now = time.perf_counter()
             row = {"step": global_step, "lr": lr_scheduler.get_last_lr()[0],
                    "grad_norm": float(grad_norm) if grad_norm is not None else math.nan}
-            for key in window[0]:
-                row[key] = sum(w[key] for w in window) / len(window)
+            keys = list(window[0])
+            means = torch.tensor([sum(w[k] for w in window) / len(window) for k in keys], dtype=torch.float64,
+                                 device=accelerator.device)
+            if accelerator.num_processes > 1:  # the mean over processes (timings: the mean process)
+                means = accelerator.reduce(means, reduction="mean")
+            row.update(zip(keys, means.tolist()))
             row["time_step_s"] = now - t_step
             t_step, window = now, []
             last_row = row
@@ -366,6 +372,7 @@ def train(config: TrainConfig) -> dict:
     accelerator.end_training()
     ckpts = list_checkpoints(run)
     return {"step": global_step, "checkpoint": str(ckpts[-1]) if ckpts else None, "last": last_row,
+            "is_main_process": accelerator.is_main_process,
             "height": height, "width": width, "frames": num_frames, "family": family.name}
 
 

@@ -177,3 +177,27 @@ def test_bf16_step_on_cuda(mode, tiny_model, bench, tmp_path):
     row = read_log(out)[0]
     assert math.isfinite(float(row["loss"]))
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in lora(out / "checkpoint-1").items())
+
+
+@pytest.mark.slow
+def test_two_processes_ddp_on_cpu(tiny_model, bench, tmp_path):
+    """The same loop under torchrun (what `accelerate launch` does on GPUs), two CPU processes over gloo,
+    on the hardest case: Wan 2.2's two experts, where all processes must train the same expert."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "newtonbench",
+           "posttrain", "--model", str(tiny_model("wan2.2")), "--bench", str(bench), "--out", str(out), "--mode", "sft",
+           "--rank", "4", "--checkpointing-steps", "1", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for extra in (["--steps", "1"], ["--steps", "2", "--resume"]):
+        proc = subprocess.run(cmd + extra, env=env, capture_output=True, text=True, timeout=240, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = out / "checkpoint-2"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "pytorch_lora_weights_transformer_2.safetensors"} <= {
+        p.name for p in ckpt.iterdir()}
+    rows = read_log(out)
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert all(math.isfinite(float(r["loss"])) for r in rows)
