@@ -67,26 +67,30 @@ def run_demo(out: Path, *, clips: int = 2, size: int = 256, frames: int = 32, gr
         [ORACLE + " = the bench's own videos"] + [f"{gravity_model(g)} = the same scenes at g={g:g}" for g in gravities]))
     videos = {ORACLE: bench / "videos"}
     physics = {ORACLE: GRAVITY}
+    folders = {ORACLE: "oracle"}
     for g in gravities:
         folder = generate(GenerateConfig(out=out / "models" / f"gravity-{g:g}", gravity=g, **common), progress=progress)
         videos[gravity_model(g)] = folder / "videos"
         physics[gravity_model(g)] = g
+        folders[gravity_model(g)] = f"gravity-{g:g}"
     timings["generate_models_s"] = time.perf_counter() - t
 
     t = _stage(3, n, f"scoring {len(videos)} models against the bench")
     today = _dt.date.today().isoformat()
-    for i, (name, folder) in enumerate(videos.items()):
+    results = []
+    for name, folder in videos.items():
         card = validate_card({
             "name": name, "parameters": "0 (PyBullet re-simulation)", "resolution": f"{size}x{size}",
             "fps": 16, "frames": frames, "sampling": {"gravity_mps2": physics[name], "seed": seed}, "date": today,
         })
-        score(ScoreConfig(videos=str(folder), bench=str(bench), out=str(out / "results" / f"model-{i}"), model=name,
-                          card=card, flow=flow, device=device, workers=max(1, workers)), progress=progress)
+        results.append(out / "results" / folders[name])
+        score(ScoreConfig(videos=str(folder), bench=str(bench), out=str(results[-1]), model=name, card=card,
+                          flow=flow, device=device, workers=max(1, workers)), progress=progress)
     timings["score_s"] = time.perf_counter() - t
 
     t = _stage(4, n, f"building the leaderboard -> {out / 'site'}")
-    lb, files = publish([out / "results"], out / "site", title="NewtonBench demo leaderboard", previews=1,
-                        progress=progress)
+    # This run's result folders only: a folder left by an earlier demo with other --gravity values stays out.
+    lb, files = publish(results, out / "site", title="NewtonBench demo leaderboard", previews=1, progress=progress)
     timings["leaderboard_s"] = time.perf_counter() - t
     return lb, files, timings
 

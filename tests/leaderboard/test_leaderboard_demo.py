@@ -32,3 +32,11 @@ def test_demo_ranks_oracle_first_and_weakest_gravity_last(tmp_path):
     assert ratio == pytest.approx([1.0, 7 / 9.81, 4 / 9.81], rel=0.05)
     # Previews of the ground truth and of every model, one clip per primitive.
     assert len(data["previews"]) == 5 and all(ex["truth"] and all(ex["models"]) for ex in data["previews"])
+
+    # Again in the same folder with one model fewer: the finished clips are reused, and the leaderboard holds
+    # this run's models only (results/gravity-4 from the first run stays out).
+    res = CliRunner().invoke(main, ["--out", str(tmp_path), "--clips", "1", "--size", "128", "--frames", "16",
+                                    "--flow", "none", "--workers", "1", "--no-progress", "--gravity", "7"])
+    assert res.exit_code == 0, res.output
+    assert "the ranking follows the physics: oracle (ground truth) > gravity g=7\n" in res.output
+    assert (tmp_path / "results" / "gravity-4" / "summary.json").exists()
