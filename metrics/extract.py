@@ -191,7 +191,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     else:
         bg = frames.median(0).values
     corrected = _drift_correct(frames, bg)
-    d = (corrected - bg).square().sum(1).sqrt()  # [N, H, W]
+    d = torch.linalg.vector_norm(corrected - bg, dim=1)  # [N, H, W]
     sigma = 1.4826 * d[:, ::4, ::4].flatten(1).median(-1).values
     thr = torch.clamp(config.noise_k * sigma, min=config.threshold)[:, None, None]
     cand = d > thr
@@ -214,8 +214,16 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     core = erode(cand)
     comp = _largest_components(dilate(cand).cpu().numpy(), core.cpu().numpy())
     obj = cand & torch.from_numpy(comp).to(frames.device)
-    # Close 1-px holes and notches where the object's texture matches the scene behind it.
-    return erode(dilate(obj)) | obj
+    # Close 1-px holes and notches where the object's texture matches the scene behind it (within
+    # the region the object visits: the rest of the frame has nothing to close).
+    rows, cols = obj.any(0).any(1).nonzero().flatten(), obj.any(0).any(0).nonzero().flatten()
+    if len(rows):
+        h, w = obj.shape[-2:]
+        y0, y1 = max(0, int(rows[0]) - 2), min(h, int(rows[-1]) + 3)
+        x0, x1 = max(0, int(cols[0]) - 2), min(w, int(cols[-1]) + 3)
+        roi = obj[:, y0:y1, x0:x1]
+        obj[:, y0:y1, x0:x1] = erode(dilate(roi)) | roi
+    return obj
 
 
 def _sam2_masks(frames: Tensor, first_mask: Tensor, config: ExtractConfig) -> Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -15,17 +14,32 @@ def masked_mean(x: Tensor, valid: Tensor, dim) -> Tensor:
     return torch.where(n > 0, s / n.clamp_min(1).to(x.dtype), torch.full_like(s, float("nan")))
 
 
+def _shift_reduce(mask: Tensor, k: int, dilation: bool) -> Tensor:
+    """k x k square erosion (AND) or dilation (OR) of a bool [..., H, W] tensor, separably, with
+    shifted views: byte-wise logic is several times faster on CPU than max_pool2d on floats."""
+    m = mask.to(torch.bool)
+    r = k // 2
+    h, w = m.shape[-2:]
+    op = torch.logical_or if dilation else torch.logical_and
+    # Outside the image counts as unset for dilation and as set for erosion (edge pixels stay).
+    pad = torch.full((*m.shape[:-2], h + 2 * r, w), not dilation, dtype=torch.bool, device=m.device)
+    pad[..., r:r + h, :] = m
+    rows = pad[..., 0:h, :]
+    for d in range(1, k):
+        rows = op(rows, pad[..., d:d + h, :])
+    pad = torch.full((*m.shape[:-2], h, w + 2 * r), not dilation, dtype=torch.bool, device=m.device)
+    pad[..., :, r:r + w] = rows
+    out = pad[..., :, 0:w]
+    for d in range(1, k):
+        out = op(out, pad[..., :, d:d + w])
+    return out
+
+
 def erode(mask: Tensor, k: int = 3) -> Tensor:
     """Binary erosion of [..., H, W] masks with a k x k square; outside the image counts as set."""
-    shape = mask.shape
-    x = mask.reshape(-1, 1, *shape[-2:]).to(torch.float32)
-    # max_pool2d pads with -inf, so -max(-x) treats the border as set: edge pixels stay in the mask.
-    y = -F.max_pool2d(-x, k, stride=1, padding=k // 2)
-    return (y > 0.5).reshape(shape)
+    return _shift_reduce(mask, k, dilation=False)
 
 
 def dilate(mask: Tensor, k: int = 3) -> Tensor:
     """Binary dilation of [..., H, W] masks with a k x k square."""
-    shape = mask.shape
-    x = mask.reshape(-1, 1, *shape[-2:]).to(torch.float32)
-    return (F.max_pool2d(x, k, stride=1, padding=k // 2) > 0.5).reshape(shape)
+    return _shift_reduce(mask, k, dilation=True)

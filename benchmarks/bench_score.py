@@ -1,0 +1,103 @@
+"""Scoring throughput and memory (`make bench`, area "score").
+
+Baseline: decoding the same videos and nothing else (the floor: every frame must be decoded).
+Reported, at 256x256x32 (the benchmark's default clips, the bench's own videos as the "model"):
+
+- decode_only_s, score_noflow_s and their ratio (target <= 2 on CPU without the flow residual);
+- clips/s without and with the flow residual (target >= 5 clips/s with everything on, 2 cores);
+- peak RSS of a scoring subprocess for N and 2N clips (flat in the number of clips);
+- clips/s on CUDA when a GPU is present (target: 10,000 test clips in under a minute, ~167 clips/s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N_CLIPS = int(os.environ.get("NB_BENCH_SCORE_CLIPS", "4"))  # per primitive: 5 N clips, then 10 N
+FLOW_CLIPS = int(os.environ.get("NB_BENCH_SCORE_FLOW_CLIPS", "5"))
+
+_CHILD = r"""
+import json, resource, sys, time
+from newtonbench.metrics.scorer import ScoreConfig, score
+videos, bench, out, flow, device, limit = sys.argv[1:7]
+t = time.perf_counter()
+r = score(ScoreConfig(videos=videos, bench=bench, out=out, model="bench", flow=flow, device=device,
+                      bootstrap=100), progress=False)
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "clips": int((r.results["status"] == "ok").sum()),
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _generate(out: Path, per_primitive: int) -> Path:
+    from newtonbench.generators.dataset_writer import GenerateConfig, generate
+
+    return generate(GenerateConfig(out=out, splits=("test",), distributions=("id",), num_clips=per_primitive,
+                                   seed=1), progress=False)
+
+
+def _score_subprocess(videos: Path, bench: Path, out: Path, flow: str = "none", device: str = "cpu") -> dict:
+    cmd = [sys.executable, "-c", _CHILD, str(videos), str(bench), str(out), flow, device, "0"]
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _subset(src: Path, dst: Path, n: int) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in sorted(src.glob("*.mp4"))[:n]:
+        (dst / p.name).symlink_to(p)
+    return dst
+
+
+def _decode_only(videos: Path) -> float:
+    from newtonbench.video import read_video
+
+    t = time.perf_counter()
+    for p in sorted(videos.glob("*.mp4")):
+        read_video(p)
+    return time.perf_counter() - t
+
+
+def run() -> dict:
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="nb-bench-score-") as tmp:
+        tmp = Path(tmp)
+        bench = _generate(tmp / "bench", 2 * N_CLIPS)
+        n = 5 * N_CLIPS
+        small = _subset(bench / "videos", tmp / "v_n", n)
+        large = bench / "videos"
+        decode_s = _decode_only(large)
+        noflow_2n = _score_subprocess(large, bench, tmp / "r2")
+        noflow_n = _score_subprocess(small, bench, tmp / "r1")
+        flow_set = _subset(bench / "videos", tmp / "v_flow", FLOW_CLIPS)
+        with_flow = _score_subprocess(flow_set, bench, tmp / "rf", flow="lk")
+        out = {
+            "resolution": "256x256x32",
+            "threads": torch.get_num_threads(),
+            "clips_2n": noflow_2n["clips"],
+            "decode_only_s": round(decode_s, 3),
+            "score_noflow_s": round(noflow_2n["seconds"], 3),
+            "score_to_decode_ratio_noflow": round(noflow_2n["seconds"] / decode_s, 2),
+            "clips_per_s_noflow": round(noflow_2n["clips"] / noflow_2n["seconds"], 3),
+            "clips_per_s_with_flow": round(with_flow["clips"] / with_flow["seconds"], 3),
+            "flow_clips": with_flow["clips"],
+            "peak_rss_mib_n": round(noflow_n["peak_rss_mib"], 1),
+            "peak_rss_mib_2n": round(noflow_2n["peak_rss_mib"], 1),
+            "rss_ratio_2n_over_n": round(noflow_2n["peak_rss_mib"] / noflow_n["peak_rss_mib"], 3),
+        }
+        if torch.cuda.is_available():
+            gpu = _score_subprocess(large, bench, tmp / "rg", flow="lk", device="cuda")
+            out["cuda_clips_per_s_with_flow"] = round(gpu["clips"] / gpu["seconds"], 3)
+            out["cuda_10k_test_split_min"] = round(10_000 / out["cuda_clips_per_s_with_flow"] / 60, 2)
+        return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
