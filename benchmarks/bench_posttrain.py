@@ -36,8 +36,15 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def measure(family_variant: str, root: str, size: int, frames: int, repeats: int, device: str,
-            inference_steps: int = 20) -> dict:
+def measure(
+    family_variant: str,
+    root: str,
+    size: int,
+    frames: int,
+    repeats: int,
+    device: str,
+    inference_steps: int = 20,
+) -> dict:
     """Time `repeats` reward-mode steps (after one warm-up) of a tiny pipeline built under root."""
     import torch
     from newtonbench.metrics.rewards import RewardContext, build_reward
@@ -54,12 +61,20 @@ def measure(family_variant: str, root: str, size: int, frames: int, repeats: int
     root = Path(root)
     bench = testing.write_tiny_bench(root / "bench", size=size, frames=frames, clips=1, splits=("train",))
     model = (testing.build_tiny_wan if family_variant == "wan" else testing.build_tiny_cogvideox)(
-        root / family_variant, size=size)
+        root / family_variant, size=size
+    )
     family = detect_family(model)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     pipe = family.load(model, dtype).to(device)
-    config = TrainConfig(model=str(model), bench=str(bench), out=str(root / "run"), mode="reward",
-                         inference_steps=inference_steps, backprop_steps=1, rank=8)
+    config = TrainConfig(
+        model=str(model),
+        bench=str(bench),
+        out=str(root / "run"),
+        mode="reward",
+        inference_steps=inference_steps,
+        backprop_steps=1,
+        rank=8,
+    )
     nets = add_lora(family, pipe, config)
     params = [p for net in nets for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
@@ -81,8 +96,17 @@ def measure(family_variant: str, root: str, size: int, frames: int, repeats: int
         sync()
         t0 = time.perf_counter()
         with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss, _ = reward_step(family, pipe, nets, batch, config, num_frames, torch.Generator().manual_seed(i),
-                                  reward, guidance)
+            loss, _ = reward_step(
+                family,
+                pipe,
+                nets,
+                batch,
+                config,
+                num_frames,
+                torch.Generator().manual_seed(i),
+                reward,
+                guidance,
+            )
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -91,12 +115,24 @@ def measure(family_variant: str, root: str, size: int, frames: int, repeats: int
         peak_gpu = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
         # The reward alone, forward + backward, on frames of this very step's shape and content.
         with torch.no_grad():
-            cond = family.encode(pipe, batch["first_frame"], list(batch["prompt"]), num_frames, 1.0,
-                                 torch.Generator().manual_seed(i))
-            frames = family.decode(pipe, family.generate(pipe, nets, cond, 1, 0, torch.Generator().manual_seed(i)))
+            cond = family.encode(
+                pipe,
+                batch["first_frame"],
+                list(batch["prompt"]),
+                num_frames,
+                1.0,
+                torch.Generator().manual_seed(i),
+            )
+            frames = family.decode(
+                pipe, family.generate(pipe, nets, cond, 1, 0, torch.Generator().manual_seed(i))
+            )
         frames = frames.float().requires_grad_(True)
-        ctx = RewardContext(first_frame=batch["first_frame"].float(), first_mask=batch["first_mask"].float(),
-                            background=batch["background"].float(), reference=batch["video"].float())
+        ctx = RewardContext(
+            first_frame=batch["first_frame"].float(),
+            first_mask=batch["first_mask"].float(),
+            background=batch["background"].float(),
+            reference=batch["video"].float(),
+        )
         sync()
         t2 = time.perf_counter()
         reward(frames, ctx).total.mean().backward()
@@ -106,19 +142,33 @@ def measure(family_variant: str, root: str, size: int, frames: int, repeats: int
             steps.append(t1 - t0)
             rewards.append(t3 - t2)
     step_s, reward_s = statistics.median(steps), statistics.median(rewards)
-    out = {"frames": list(frames.shape), "step_s": step_s, "reward_fwd_bwd_s": reward_s,
-           "reward_share_of_step": reward_s / step_s, "inference_steps": config.inference_steps,
-           "backprop_steps": config.backprop_steps, "guidance_scale": guidance, "torch_threads": 1}
+    out = {
+        "frames": list(frames.shape),
+        "step_s": step_s,
+        "reward_fwd_bwd_s": reward_s,
+        "reward_share_of_step": reward_s / step_s,
+        "inference_steps": config.inference_steps,
+        "backprop_steps": config.backprop_steps,
+        "guidance_scale": guidance,
+        "torch_threads": 1,
+    }
     if peak_gpu is not None:
         out["peak_gpu_gib"] = peak_gpu
     return out
 
 
-def _subprocess(variant: str, size: int, frames: int, repeats: int, device: str, inference_steps: int) -> dict:
+def _subprocess(
+    variant: str, size: int, frames: int, repeats: int, device: str, inference_steps: int
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         args = [variant, tmp, str(size), str(frames), str(repeats), device, str(inference_steps)]
-        proc = subprocess.run([sys.executable, "-c", _WORKER, *args],
-                              check=False, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        proc = subprocess.run(
+            [sys.executable, "-c", _WORKER, *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"bench worker {variant} failed:\n{proc.stderr[-2000:]}")
@@ -128,15 +178,20 @@ def _subprocess(variant: str, size: int, frames: int, repeats: int, device: str,
 def run() -> dict:
     import torch
 
-    out: dict = {"reward_spec": REWARD_SPEC, "target_reward_share": TARGET_REWARD_SHARE,
-                 "baseline": "one full reward-mode step (sample + decode + reward + backward + AdamW), same run"}
+    out: dict = {
+        "reward_spec": REWARD_SPEC,
+        "target_reward_share": TARGET_REWARD_SHARE,
+        "baseline": "one full reward-mode step (sample + decode + reward + backward + AdamW), same run",
+    }
     # At posttrain's default 20 denoising steps (the target), and at 4 (a cheap-sampling stress case).
     for variant in ("wan", "cogvideox"):
         for steps in (20, 4):
             r = _subprocess(variant, 32, 9, 5, "cpu", steps)
             out[f"cpu_tiny_{variant}_32x32x9_{steps}steps"] = r
             out[f"reward_share_{variant}_{steps}steps"] = round(r["reward_share_of_step"], 4)
-        out[f"reward_share_{variant}_meets_target"] = out[f"reward_share_{variant}_20steps"] < TARGET_REWARD_SHARE
+        out[f"reward_share_{variant}_meets_target"] = (
+            out[f"reward_share_{variant}_20steps"] < TARGET_REWARD_SHARE
+        )
     if torch.cuda.is_available():
         r = _subprocess("wan", 256, 32, 3, "cuda", 20)
         out["gpu_tiny_wan_256x256x33"] = r

@@ -25,6 +25,7 @@ class TrainConfig:
     # clip as perfect; `accel` (against the train clip's ground truth) is what makes freezing lose.
     reward: str = "kinematic=1,mass=0.5,accel=1"
     reward_options: dict = field(default_factory=dict)  # keyword options of build_reward
+    init_lora: str | None = None  # start from this LoRA (a RUN or RUN/checkpoint-N, e.g. the SFT run)
     rank: int = 16
     lora_alpha: int | None = None  # None: alpha = rank (scale 1), as diffusers' LoRA scripts default
     learning_rate: float = 1e-4
@@ -63,7 +64,9 @@ class TrainConfig:
             if value is not None:
                 check_range(name, value, 16, 4096)
                 if value % 16:
-                    raise InvalidValueError(f"{name}={value} is not a multiple of 16; allowed: multiples of 16")
+                    raise InvalidValueError(
+                        f"{name}={value} is not a multiple of 16; allowed: multiples of 16"
+                    )
         if self.frames is not None:
             check_range("frames", self.frames, 1, 1024)
         check_range("inference_steps", self.inference_steps, 1, 1000)

@@ -41,8 +41,16 @@ class BenchClips:
     (the clip's first T = num_frames frames), all resized to (height, width).
     """
 
-    def __init__(self, dataset, height: int, width: int, num_frames: int, split: str = "train",
-                 primitives=None, with_video: bool = True):
+    def __init__(
+        self,
+        dataset,
+        height: int,
+        width: int,
+        num_frames: int,
+        split: str = "train",
+        primitives=None,
+        with_video: bool = True,
+    ):
         self.ds = dataset
         self.height, self.width, self.num_frames = height, width, num_frames
         self.with_video = with_video
@@ -80,11 +88,15 @@ class BenchClips:
             "background": _resize(_image(self.ds.background(cid)), h, w),
         }
         masks = self.ds.masks(cid)
-        item["first_mask"] = _resize(torch.from_numpy(masks[:1].astype(np.float32))[None], h, w, "nearest")[0, 0]
+        item["first_mask"] = _resize(torch.from_numpy(masks[:1].astype(np.float32))[None], h, w, "nearest")[
+            0, 0
+        ]
         if self.with_video:
             frames = read_video(self.ds.video_path(cid)).frames[: self.num_frames]
             if len(frames) < self.num_frames:
-                raise DatasetError(f"{self.ds.video_path(cid)}: {len(frames)} decodable frames; need {self.num_frames}")
+                raise DatasetError(
+                    f"{self.ds.video_path(cid)}: {len(frames)} decodable frames; need {self.num_frames}"
+                )
             video = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
             item["video"] = _resize(video, h, w)
         return item

@@ -76,9 +76,13 @@ class VideoFamily:
             with warnings.catch_warnings():
                 # `torch_dtype` works on every diffusers we support; newer ones merely prefer `dtype`.
                 warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
-                pipe = cls.from_pretrained(str(model_dir), torch_dtype=self.torch_dtype(dtype), local_files_only=True)
+                pipe = cls.from_pretrained(
+                    str(model_dir), torch_dtype=self.torch_dtype(dtype), local_files_only=True
+                )
         except (OSError, ValueError) as e:
-            raise ModelError(f"{model_dir}: cannot load {self.pipeline_class} ({e.__class__.__name__}: {e})") from e
+            raise ModelError(
+                f"{model_dir}: cannot load {self.pipeline_class} ({e.__class__.__name__}: {e})"
+            ) from e
         self.check_supported(pipe, model_dir)
         pipe.set_progress_bar_config(disable=True)
         return pipe
@@ -91,20 +95,28 @@ class VideoFamily:
         return ["transformer"]
 
     def lora_weight_name(self, component: str) -> str:
-        return LORA_WEIGHT_NAME if component == "transformer" else f"pytorch_lora_weights_{component}.safetensors"
+        return (
+            LORA_WEIGHT_NAME
+            if component == "transformer"
+            else f"pytorch_lora_weights_{component}.safetensors"
+        )
 
     # --- sizes -----------------------------------------------------------------------------------
     def spatial_multiple(self, pipe) -> int:
         raise NotImplementedError
 
-    def resolution(self, pipe, bench_height: int, bench_width: int, height=None, width=None) -> tuple[int, int]:
+    def resolution(
+        self, pipe, bench_height: int, bench_width: int, height=None, width=None
+    ) -> tuple[int, int]:
         """Training/sampling resolution: the user's, else the bench's rounded down to the model's grid."""
         m = self.spatial_multiple(pipe)
         h = height if height is not None else max(m, bench_height // m * m)
         w = width if width is not None else max(m, bench_width // m * m)
         for name, v in (("height", h), ("width", w)):
             if v % m:
-                raise InvalidValueError(f"{name}={v} is not a multiple of {m}; allowed for {self.name}: multiples of {m}")
+                raise InvalidValueError(
+                    f"{name}={v} is not a multiple of {m}; allowed for {self.name}: multiples of {m}"
+                )
         return h, w
 
     def frames_at_most(self, n: int) -> int:
@@ -129,7 +141,9 @@ class VideoFamily:
         return {}
 
     # --- the model's conventions, implemented per family ----------------------------------------
-    def encode(self, pipe, first_frames, prompts, num_frames: int, guidance_scale: float, generator=None) -> Conditioning:
+    def encode(
+        self, pipe, first_frames, prompts, num_frames: int, guidance_scale: float, generator=None
+    ) -> Conditioning:
         """first_frames: float [B, 3, H, W] in [0, 1]; prompts: list of B strings. No gradients."""
         raise NotImplementedError
 
@@ -155,8 +169,15 @@ class VideoFamily:
         raise NotImplementedError
 
     # --- shared helpers --------------------------------------------------------------------------
-    def generate(self, pipe, nets, cond: Conditioning, num_inference_steps: int, backprop_steps: int = 0,
-                 generator=None):
+    def generate(
+        self,
+        pipe,
+        nets,
+        cond: Conditioning,
+        num_inference_steps: int,
+        backprop_steps: int = 0,
+        generator=None,
+    ):
         """Sample from noise; only the last `backprop_steps` denoising steps keep gradients (DRaFT-K).
 
         Returns final latents. With backprop_steps=0 nothing keeps gradients (plain sampling).
@@ -191,7 +212,9 @@ def _to_pil(first_frames):
     """float [B, 3, H, W] in [0, 1] -> list of PIL images, as the pipelines' image processors expect."""
     from PIL import Image
 
-    arr = (first_frames.detach().float().clamp(0, 1) * 255).round().to("cpu").byte().permute(0, 2, 3, 1).numpy()
+    arr = (
+        (first_frames.detach().float().clamp(0, 1) * 255).round().to("cpu").byte().permute(0, 2, 3, 1).numpy()
+    )
     return [Image.fromarray(a) for a in arr]
 
 
@@ -272,7 +295,9 @@ class WanFamily(VideoFamily):
             # plus a 4-channel mask marking the (4 temporally compressed) first-frame positions.
             # (Its own prepare_latents repeats an already batched condition B times, so it is written out.)
             image = first_frames.to(device, torch.float32) * 2 - 1
-            video_condition = torch.cat([image[:, :, None], image.new_zeros(b, 3, num_frames - 1, h, w)], dim=2)
+            video_condition = torch.cat(
+                [image[:, :, None], image.new_zeros(b, 3, num_frames - 1, h, w)], dim=2
+            )
             latent_condition = self._encode_video(pipe, video_condition, "argmax").to(device)
             lh, lw = h // pipe.vae_scale_factor_spatial, w // pipe.vae_scale_factor_spatial
             tf = pipe.vae_scale_factor_temporal
@@ -282,9 +307,15 @@ class WanFamily(VideoFamily):
             mask = mask.view(b, -1, tf, lh, lw).transpose(1, 2)
             condition = torch.cat([mask, latent_condition], dim=1)
         return Conditioning(
-            batch_size=b, height=h, width=w, num_frames=num_frames, guidance_scale=guidance_scale,
-            prompt_embeds=pe.to(tdtype), negative_prompt_embeds=None if npe is None else npe.to(tdtype),
-            image_embeds=image_embeds, image_latents=condition,
+            batch_size=b,
+            height=h,
+            width=w,
+            num_frames=num_frames,
+            guidance_scale=guidance_scale,
+            prompt_embeds=pe.to(tdtype),
+            negative_prompt_embeds=None if npe is None else npe.to(tdtype),
+            image_embeds=image_embeds,
+            image_latents=condition,
         )
 
     def initial_latents(self, pipe, cond, generator=None):
@@ -343,7 +374,9 @@ class WanFamily(VideoFamily):
         device = self._device(pipe)
         b = video.shape[0]
         with torch.no_grad():
-            x0 = self._encode_video(pipe, video.permute(0, 2, 1, 3, 4).to(device) * 2 - 1, "sample", generator)
+            x0 = self._encode_video(
+                pipe, video.permute(0, 2, 1, 3, 4).to(device) * 2 - 1, "sample", generator
+            )
         noise = _randn(x0.shape, generator, device, torch.float32)
         # Logit-normal timesteps (SD3's default density), shifted like the sampler's sigmas.
         if len(nets) > 1:
@@ -375,7 +408,9 @@ class CogVideoXFamily(VideoFamily):
 
     def check_supported(self, pipe, model_dir):
         if pipe.transformer.config.patch_size_t is not None:
-            raise ModelError(f"{model_dir}: CogVideoX 1.5 (patch_size_t set) is not supported yet; supported: CogVideoX 1.0 I2V")
+            raise ModelError(
+                f"{model_dir}: CogVideoX 1.5 (patch_size_t set) is not supported yet; supported: CogVideoX 1.0 I2V"
+            )
 
     def spatial_multiple(self, pipe):
         return pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size
@@ -408,7 +443,9 @@ class CogVideoXFamily(VideoFamily):
         lat = pipe.vae.encode(video_bcthw.to(pipe.vae.device, pipe.vae.dtype)).latent_dist.sample(generator)
         return (lat * self._scale(pipe)).permute(0, 2, 1, 3, 4)  # [B, F, C, h, w]
 
-    def encode(self, pipe, first_frames, prompts, num_frames, guidance_scale, generator=None, image_noise=None):
+    def encode(
+        self, pipe, first_frames, prompts, num_frames, guidance_scale, generator=None, image_noise=None
+    ):
         import torch
 
         self.check_frames(num_frames)
@@ -428,7 +465,9 @@ class CogVideoXFamily(VideoFamily):
             if image_noise is not None:  # training-time augmentation (diffusers' CogVideoX I2V LoRA script)
                 image = image + image_noise
             # One encode per image, as the pipeline does, so the generator draws in the same order.
-            image_latents = torch.cat([self._encode_frames(pipe, image[j : j + 1], generator) for j in range(b)])
+            image_latents = torch.cat(
+                [self._encode_frames(pipe, image[j : j + 1], generator) for j in range(b)]
+            )
             lat_frames = (num_frames - 1) // pipe.vae_scale_factor_temporal + 1
             pad = image_latents.new_zeros(b, lat_frames - 1, *image_latents.shape[2:])
             image_latents = torch.cat([image_latents, pad], dim=1).to(tdtype)
@@ -439,9 +478,16 @@ class CogVideoXFamily(VideoFamily):
             if pipe.transformer.config.ofs_embed_dim is not None:
                 ofs = image_latents.new_full((1,), fill_value=2.0)
         return Conditioning(
-            batch_size=b, height=h, width=w, num_frames=num_frames, guidance_scale=guidance_scale,
-            prompt_embeds=pe.to(tdtype), negative_prompt_embeds=None if npe is None else npe.to(tdtype),
-            image_latents=image_latents, rotary=rotary, ofs=ofs,
+            batch_size=b,
+            height=h,
+            width=w,
+            num_frames=num_frames,
+            guidance_scale=guidance_scale,
+            prompt_embeds=pe.to(tdtype),
+            negative_prompt_embeds=None if npe is None else npe.to(tdtype),
+            image_latents=image_latents,
+            rotary=rotary,
+            ofs=ofs,
         )
 
     def initial_latents(self, pipe, cond, generator=None):
@@ -473,7 +519,9 @@ class CogVideoXFamily(VideoFamily):
         x = sch.scale_model_input(x, t)
         img = torch.cat([cond.image_latents] * 2) if cond.cfg else cond.image_latents
         x = torch.cat([x, img.to(x.dtype)], dim=2)
-        embeds = torch.cat([cond.negative_prompt_embeds, cond.prompt_embeds]) if cond.cfg else cond.prompt_embeds
+        embeds = (
+            torch.cat([cond.negative_prompt_embeds, cond.prompt_embeds]) if cond.cfg else cond.prompt_embeds
+        )
         pred = self._predict(nets[0], x, t.expand(x.shape[0]), embeds, cond, pipe)
         if cond.cfg:
             uncond, text = pred.chunk(2)
@@ -481,8 +529,13 @@ class CogVideoXFamily(VideoFamily):
         kwargs = {"eta": 0.0} if "eta" in inspect.signature(sch.step).parameters else {}
         if isinstance(sch, CogVideoXDPMScheduler):
             latents, state["old_pred_original_sample"] = sch.step(
-                pred, state.get("old_pred_original_sample"), t, timesteps[i - 1] if i > 0 else None, latents,
-                return_dict=False, **kwargs,
+                pred,
+                state.get("old_pred_original_sample"),
+                t,
+                timesteps[i - 1] if i > 0 else None,
+                latents,
+                return_dict=False,
+                **kwargs,
             )
         else:
             latents = sch.step(pred, t, latents, return_dict=False, **kwargs)[0]
@@ -508,8 +561,13 @@ class CogVideoXFamily(VideoFamily):
         with torch.no_grad():
             x0 = self._encode_frames(pipe, video.permute(0, 2, 1, 3, 4).to(device) * 2 - 1, generator).float()
         noise = _randn(x0.shape, generator, device, torch.float32)
-        timesteps = torch.randint(0, sch.config.num_train_timesteps, (b,), generator=generator,
-                                  device=generator.device if generator is not None else "cpu").to(device)
+        timesteps = torch.randint(
+            0,
+            sch.config.num_train_timesteps,
+            (b,),
+            generator=generator,
+            device=generator.device if generator is not None else "cpu",
+        ).to(device)
         noisy = sch.add_noise(x0, noise, timesteps)
         x = torch.cat([noisy, cond.image_latents.to(noisy.dtype)], dim=2)
         out = self._predict(nets[0], x, timesteps, cond.prompt_embeds, cond, pipe)
@@ -524,7 +582,9 @@ class CogVideoXFamily(VideoFamily):
 
         b = first_frames.shape[0]
         sigma = torch.exp(-3.0 + 0.5 * _randn((b, 1, 1, 1, 1), generator, self._device(pipe), torch.float32))
-        noise = _randn((b, 3, 1, *first_frames.shape[-2:]), generator, self._device(pipe), torch.float32) * sigma
+        noise = (
+            _randn((b, 3, 1, *first_frames.shape[-2:]), generator, self._device(pipe), torch.float32) * sigma
+        )
         return self.encode(pipe, first_frames, prompts, num_frames, 1.0, generator, image_noise=noise)
 
 
@@ -561,7 +621,9 @@ def detect_family(model_dir: str | Path) -> VideoFamily:
     model_dir = resolve_model_dir(model_dir)
     index = model_dir / "model_index.json"
     if not index.is_file():
-        raise ModelError(f"{model_dir}: no model_index.json; not a diffusers pipeline folder (save_pretrained writes one)")
+        raise ModelError(
+            f"{model_dir}: no model_index.json; not a diffusers pipeline folder (save_pretrained writes one)"
+        )
     try:
         class_name = json.loads(index.read_text()).get("_class_name")
     except (json.JSONDecodeError, AttributeError) as e:
@@ -570,12 +632,18 @@ def detect_family(model_dir: str | Path) -> VideoFamily:
         family = FAMILIES.get(name)
         if family.pipeline_class == class_name:
             return family
-    raise ModelError(f"{model_dir}: pipeline class {class_name!r} is not supported; supported families: {supported()}")
+    raise ModelError(
+        f"{model_dir}: pipeline class {class_name!r} is not supported; supported families: {supported()}"
+    )
 
 
 def require_train_deps() -> None:
-    for module, package in (("diffusers", "diffusers"), ("peft", "peft"), ("accelerate", "accelerate"),
-                            ("transformers", "transformers")):
+    for module, package in (
+        ("diffusers", "diffusers"),
+        ("peft", "peft"),
+        ("accelerate", "accelerate"),
+        ("transformers", "transformers"),
+    ):
         try:
             __import__(module)
         except ImportError:

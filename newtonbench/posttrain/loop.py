@@ -26,6 +26,7 @@ from newtonbench.posttrain.families import VideoFamily, detect_family, require_t
 
 logger = logging.getLogger(__name__)
 
+
 class TrainingDivergedError(NewtonBenchError):
     """The loss became NaN or infinite."""
 
@@ -60,7 +61,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return path
     ckpts = list_checkpoints(path)
     if not ckpts:
-        raise InvalidValueError(f"{path}: no checkpoint; allowed: a RUN folder of `posttrain` or RUN/checkpoint-<step>")
+        raise InvalidValueError(
+            f"{path}: no checkpoint; allowed: a RUN folder of `posttrain` or RUN/checkpoint-<step>"
+        )
     return ckpts[-1]
 
 
@@ -68,7 +71,9 @@ def _prune_checkpoints(run: Path, keep: int | None) -> None:
     """Leave room for one more checkpoint within the limit (diffusers' checkpoints_total_limit)."""
     if keep is None:
         return
-    ckpts = sorted((checkpoint_step(p), p) for p in run.iterdir() if CHECKPOINT_RE.match(p.name) and p.is_dir())
+    ckpts = sorted(
+        (checkpoint_step(p), p) for p in run.iterdir() if CHECKPOINT_RE.match(p.name) and p.is_dir()
+    )
     for _, p in ckpts[: max(0, len(ckpts) - (keep - 1))]:
         logger.info("removing old checkpoint %s", p)
         shutil.rmtree(p)
@@ -79,7 +84,9 @@ def resolve_device(device: str) -> str:
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError("device='cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+        raise DeviceUnavailableError(
+            "device='cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto"
+        )
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -100,8 +107,15 @@ def add_lora(family: VideoFamily, pipe, config: TrainConfig) -> list:
     nets = []
     for name in family.denoiser_names(pipe):
         net = getattr(pipe, name)
-        net.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights=True,
-                                   target_modules=list(family.lora_target_modules)), adapter_name=ADAPTER)
+        net.add_adapter(
+            LoraConfig(
+                r=config.rank,
+                lora_alpha=config.alpha,
+                init_lora_weights=True,
+                target_modules=list(family.lora_target_modules),
+            ),
+            adapter_name=ADAPTER,
+        )
         for p in net.parameters():
             if p.requires_grad:
                 p.data = p.data.float()
@@ -149,8 +163,26 @@ def load_lora_for_sampling(family: VideoFamily, pipe, checkpoint: str | Path) ->
     checkpoint = Path(checkpoint)
     for name in family.denoiser_names(pipe):
         kwargs = {"load_into_transformer_2": True} if name == "transformer_2" else {}
-        pipe.load_lora_weights(str(checkpoint), weight_name=family.lora_weight_name(name),
-                               adapter_name=f"newtonbench_{name}", **kwargs)
+        pipe.load_lora_weights(
+            str(checkpoint),
+            weight_name=family.lora_weight_name(name),
+            adapter_name=f"newtonbench_{name}",
+            **kwargs,
+        )
+
+
+def init_from(family: VideoFamily, pipe, nets, config: TrainConfig) -> Path:
+    """Load the LoRA of another run into the fresh adapters; its rank and alpha must match ours."""
+    ckpt = resolve_checkpoint(config.init_lora)
+    other = TrainConfig.load(ckpt)
+    if (other.rank, other.alpha) != (config.rank, config.alpha):
+        raise InvalidValueError(
+            f"--init-lora {ckpt} has rank {other.rank} and alpha {other.alpha}; this run has rank {config.rank} and"
+            f" alpha {config.alpha}: pass --rank {other.rank} --lora-alpha {other.alpha}"
+        )
+    load_lora_into_training(family, pipe, nets, ckpt)
+    logger.info("initialised LoRA from %s", ckpt)
+    return ckpt
 
 
 # --- one training step ------------------------------------------------------------------------------
@@ -165,8 +197,9 @@ def sft_step(family, pipe, nets, batch, config, num_frames, generator, shared_ge
     return loss, {}
 
 
-def reward_step(family, pipe, nets, batch, config, num_frames, generator, reward, guidance,
-                shared_generator=None) -> tuple:
+def reward_step(
+    family, pipe, nets, batch, config, num_frames, generator, reward, guidance, shared_generator=None
+) -> tuple:
     """Sample from the bench's first frames and prompts, keep gradients through the last K denoising
     steps (DRaFT-K / VADER), decode, and minimise the reward (a penalty: lower is better)."""
     import torch
@@ -175,7 +208,9 @@ def reward_step(family, pipe, nets, batch, config, num_frames, generator, reward
 
     device = family._device(pipe)
     t0 = time.perf_counter()
-    cond = family.encode(pipe, batch["first_frame"].to(device), list(batch["prompt"]), num_frames, guidance, generator)
+    cond = family.encode(
+        pipe, batch["first_frame"].to(device), list(batch["prompt"]), num_frames, guidance, generator
+    )
     latents = family.generate(pipe, nets, cond, config.inference_steps, config.backprop_steps, generator)
     frames = family.decode(pipe, latents)
     t1 = time.perf_counter()
@@ -190,7 +225,11 @@ def reward_step(family, pipe, nets, batch, config, num_frames, generator, reward
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t2 = time.perf_counter()
-    logs = {"reward_total": out.total.detach().mean().item(), "time_sample_s": t1 - t0, "time_reward_s": t2 - t1}
+    logs = {
+        "reward_total": out.total.detach().mean().item(),
+        "time_sample_s": t1 - t0,
+        "time_reward_s": t2 - t1,
+    }
     for name, value in out.terms.items():
         logs[f"reward_{name}"] = value.detach().mean().item()
     return out.total.mean(), logs
@@ -249,14 +288,23 @@ def train(config: TrainConfig) -> dict:
     data = BenchClips(ds, height, width, num_frames, "train", config.primitives, with_video=needs_video)
 
     nets = add_lora(family, pipe, config)
+    if config.init_lora:  # e.g. reward fine-tuning on top of the SFT run (a resumed checkpoint overrides it)
+        init_from(family, pipe, nets, config)
     params = [p for net in nets for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+    optimizer = torch.optim.AdamW(
+        params, lr=config.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8
+    )
     lr_scheduler = get_scheduler("constant", optimizer=optimizer)
     sampler = EpochShuffle(len(data), config.seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, sampler=sampler,
-                                         drop_last=len(data) >= config.batch_size, num_workers=0)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        drop_last=len(data) >= config.batch_size,
+        num_workers=0,
+    )
     prepared = accelerator.prepare(*nets, optimizer, loader, lr_scheduler)
-    nets, (optimizer, loader, lr_scheduler) = list(prepared[: len(nets)]), prepared[len(nets):]
+    nets, (optimizer, loader, lr_scheduler) = list(prepared[: len(nets)]), prepared[len(nets) :]
 
     # accelerate's save_state would write the full transformer weights; as diffusers' LoRA scripts do,
     # save only the LoRA (in load_lora_weights' format) and tell accelerate the models are handled.
@@ -286,19 +334,27 @@ def train(config: TrainConfig) -> dict:
         else:
             logger.warning("--resume: no checkpoint in %s; starting from step 0", run)
     elif list_checkpoints(run):
-        raise InvalidValueError(f"{run} already holds checkpoints; pass --resume to continue or choose a new --out")
+        raise InvalidValueError(
+            f"{run} already holds checkpoints; pass --resume to continue or choose a new --out"
+        )
 
     if accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
         config.save(run)
         if log_with:
-            accelerator.init_trackers("newtonbench-posttrain", config={k: str(v) for k, v in config.to_dict().items()})
+            accelerator.init_trackers(
+                "newtonbench-posttrain", config={k: str(v) for k, v in config.to_dict().items()}
+            )
     log = _CsvLog(run / LOG_NAME, keep_until=global_step) if accelerator.is_main_process else None
 
     step_fn = sft_step if config.mode == "sft" else reward_step
     extra = () if config.mode == "sft" else (reward, guidance)
-    progress = tqdm(total=config.steps, initial=global_step, desc=f"posttrain {config.mode}",
-                    disable=not accelerator.is_local_main_process)
+    progress = tqdm(
+        total=config.steps,
+        initial=global_step,
+        desc=f"posttrain {config.mode}",
+        disable=not accelerator.is_local_main_process,
+    )
     window: list[dict] = []
     last_row: dict = {}
     t_step = time.perf_counter()
@@ -322,7 +378,9 @@ def train(config: TrainConfig) -> dict:
             shared = torch.Generator().manual_seed(shared_seed * 64 + 63)
             with accelerator.accumulate(*nets):
                 t0 = time.perf_counter()
-                loss, logs = step_fn(family, pipe, nets, batch, config, num_frames, gen, *extra, shared_generator=shared)
+                loss, logs = step_fn(
+                    family, pipe, nets, batch, config, num_frames, gen, *extra, shared_generator=shared
+                )
                 if not torch.isfinite(loss):
                     last = list_checkpoints(run)
                     raise TrainingDivergedError(
@@ -338,16 +396,24 @@ def train(config: TrainConfig) -> dict:
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 t2 = time.perf_counter()
-            window.append({"loss": loss.detach().item(), **logs, "time_forward_s": t1 - t0, "time_backward_s": t2 - t1})
+            window.append(
+                {"loss": loss.detach().item(), **logs, "time_forward_s": t1 - t0, "time_backward_s": t2 - t1}
+            )
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
             now = time.perf_counter()
-            row = {"step": global_step, "lr": lr_scheduler.get_last_lr()[0],
-                   "grad_norm": float(grad_norm) if grad_norm is not None else math.nan}
+            row = {
+                "step": global_step,
+                "lr": lr_scheduler.get_last_lr()[0],
+                "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
+            }
             keys = list(window[0])
-            means = torch.tensor([sum(w[k] for w in window) / len(window) for k in keys], dtype=torch.float64,
-                                 device=accelerator.device)
+            means = torch.tensor(
+                [sum(w[k] for w in window) / len(window) for k in keys],
+                dtype=torch.float64,
+                device=accelerator.device,
+            )
             if accelerator.num_processes > 1:  # the mean over processes (timings: the mean process)
                 means = accelerator.reduce(means, reduction="mean")
             row.update(zip(keys, means.tolist()))
@@ -361,8 +427,13 @@ def train(config: TrainConfig) -> dict:
             progress.update(1)
             progress.set_postfix(loss=f"{row['loss']:.4g}")
             if global_step % config.checkpointing_steps == 0 or global_step == config.steps:
-                _checkpoint(accelerator, config, run, global_step,
-                            {"step": global_step, "epoch": epoch, "batches_done_in_epoch": done_in_epoch})
+                _checkpoint(
+                    accelerator,
+                    config,
+                    run,
+                    global_step,
+                    {"step": global_step, "epoch": epoch, "batches_done_in_epoch": done_in_epoch},
+                )
             if global_step >= config.steps:
                 break
         else:
@@ -371,9 +442,16 @@ def train(config: TrainConfig) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     ckpts = list_checkpoints(run)
-    return {"step": global_step, "checkpoint": str(ckpts[-1]) if ckpts else None, "last": last_row,
-            "is_main_process": accelerator.is_main_process,
-            "height": height, "width": width, "frames": num_frames, "family": family.name}
+    return {
+        "step": global_step,
+        "checkpoint": str(ckpts[-1]) if ckpts else None,
+        "last": last_row,
+        "is_main_process": accelerator.is_main_process,
+        "height": height,
+        "width": width,
+        "frames": num_frames,
+        "family": family.name,
+    }
 
 
 class EpochShuffle:

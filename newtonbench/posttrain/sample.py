@@ -68,8 +68,10 @@ def sample(config: SampleConfig) -> dict:
     if config.limit is not None:
         rows = rows.iloc[: config.limit]
     if len(rows) == 0:
-        raise DatasetError(f"{ds.root}: no clips in splits {', '.join(config.splits)}"
-                           + (f" for primitives {', '.join(config.primitives)}" if config.primitives else ""))
+        raise DatasetError(
+            f"{ds.root}: no clips in splits {', '.join(config.splits)}"
+            + (f" for primitives {', '.join(config.primitives)}" if config.primitives else "")
+        )
     checkpoint = resolve_checkpoint(config.lora) if config.lora else None  # fail before loading the model
     out = Path(config.out)
     todo = [r for r in rows.to_dict("records") if not (out / f"{r['clip_id']}.mp4").exists()]
@@ -91,9 +93,15 @@ def sample(config: SampleConfig) -> dict:
         frames = family.frames_at_least(bench_t)
         image = Image.fromarray(ds.first_frame(cid)).resize((w, h), Image.BICUBIC)
         result = pipe(
-            image=image, prompt=row["prompt"] or "", height=h, width=w, num_frames=frames,
-            num_inference_steps=config.inference_steps, guidance_scale=guidance,
-            generator=torch.Generator().manual_seed(clip_seed(config.seed, cid)), output_type="pt",
+            image=image,
+            prompt=row["prompt"] or "",
+            height=h,
+            width=w,
+            num_frames=frames,
+            num_inference_steps=config.inference_steps,
+            guidance_scale=guidance,
+            generator=torch.Generator().manual_seed(clip_seed(config.seed, cid)),
+            output_type="pt",
             **family.call_kwargs(pipe),
         ).frames  # [1, T, 3, h, w] in [0, 1]
         video = _resize(result[0, :bench_t].float().cpu(), bench_h, bench_w)

@@ -10,10 +10,46 @@ from __future__ import annotations
 from pathlib import Path
 
 WORDS = (
-    "a", "the", "ball", "cube", "sphere", "box", "falls", "drops", "slides", "down", "up", "ramp",
-    "thrown", "tossed", "red", "blue", "green", "yellow", "wooden", "metal", "onto", "floor", "table",
-    "off", "of", "is", "and", "from", "height", "checkered", "with", "at", "speed", "angle", "launched",
-    "horizontally", "wood", "stone", "grid", "plain",
+    "a",
+    "the",
+    "ball",
+    "cube",
+    "sphere",
+    "box",
+    "falls",
+    "drops",
+    "slides",
+    "down",
+    "up",
+    "ramp",
+    "thrown",
+    "tossed",
+    "red",
+    "blue",
+    "green",
+    "yellow",
+    "wooden",
+    "metal",
+    "onto",
+    "floor",
+    "table",
+    "off",
+    "of",
+    "is",
+    "and",
+    "from",
+    "height",
+    "checkered",
+    "with",
+    "at",
+    "speed",
+    "angle",
+    "launched",
+    "horizontally",
+    "wood",
+    "stone",
+    "grid",
+    "plain",
 )
 
 
@@ -32,8 +68,15 @@ def tiny_text_encoder(vocab_size: int, d_model: int = 32, umt5: bool = False):
     from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(0)
-    kw = {"vocab_size": vocab_size, "d_model": d_model, "d_kv": 8, "d_ff": 37, "num_layers": 1, "num_heads": 4,
-              "relative_attention_num_buckets": 8}
+    kw = {
+        "vocab_size": vocab_size,
+        "d_model": d_model,
+        "d_kv": 8,
+        "d_ff": 37,
+        "num_layers": 1,
+        "num_heads": 4,
+        "relative_attention_num_buckets": 8,
+    }
     return UMT5EncoderModel(UMT5Config(**kw)) if umt5 else T5EncoderModel(T5Config(**kw))
 
 
@@ -50,31 +93,62 @@ def build_tiny_wan(folder: str | Path, two_experts: bool = False, size: int = 32
 
     tok = tiny_tokenizer()
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
 
     def transformer(image_dim):
         # Like Wan 2.1 I2V's config, image tokens get their own key/value projections (added_kv_proj_dim).
         torch.manual_seed(0)
         return WanTransformer3DModel(
-            patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
-            text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=image_dim,
+            patch_size=(1, 2, 2),
+            num_attention_heads=2,
+            attention_head_dim=12,
+            in_channels=36,
+            out_channels=16,
+            text_dim=32,
+            freq_dim=256,
+            ffn_dim=32,
+            num_layers=2,
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=32,
+            image_dim=image_dim,
             added_kv_proj_dim=None if image_dim is None else 24,
         )
 
-    parts = {"tokenizer": tok, "text_encoder": tiny_text_encoder(len(tok), umt5=True), "vae": vae,
-                 "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0)}
+    parts = {
+        "tokenizer": tok,
+        "text_encoder": tiny_text_encoder(len(tok), umt5=True),
+        "vae": vae,
+        "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0),
+    }
     if two_experts:
-        parts.update(transformer=transformer(None), transformer_2=transformer(None), boundary_ratio=0.5,
-                     image_encoder=None, image_processor=None)
+        parts.update(
+            transformer=transformer(None),
+            transformer_2=transformer(None),
+            boundary_ratio=0.5,
+            image_encoder=None,
+            image_processor=None,
+        )
     else:
         torch.manual_seed(0)
-        enc = CLIPVisionModel(CLIPVisionConfig(
-            hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2, image_size=size,
-            intermediate_size=16, patch_size=1))
-        parts.update(transformer=transformer(4), image_encoder=enc,
-                     image_processor=CLIPImageProcessor(crop_size=size, size=size))
+        enc = CLIPVisionModel(
+            CLIPVisionConfig(
+                hidden_size=4,
+                projection_dim=4,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                image_size=size,
+                intermediate_size=16,
+                patch_size=1,
+            )
+        )
+        parts.update(
+            transformer=transformer(4),
+            image_encoder=enc,
+            image_processor=CLIPImageProcessor(crop_size=size, size=size),
+        )
     pipe = WanImageToVideoPipeline(**parts)
     pipe.save_pretrained(str(folder))
     return Path(folder)
@@ -93,25 +167,53 @@ def build_tiny_cogvideox(folder: str | Path, size: int = 32) -> Path:
     tok = tiny_tokenizer()
     torch.manual_seed(0)
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=1, sample_width=size // 8, sample_height=size // 8, sample_frames=9,
-        patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16,
-        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=8,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        sample_width=size // 8,
+        sample_height=size // 8,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+        use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=True,
     )
     torch.manual_seed(0)
     vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
     )
     # CogVideoX-5b-I2V's scheduler config: v-prediction, zero-terminal-SNR, trailing spacing.
     scheduler = CogVideoXDDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        prediction_type="v_prediction", rescale_betas_zero_snr=True, set_alpha_to_one=True,
-        timestep_spacing="trailing", snr_shift_scale=1.0,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
+        timestep_spacing="trailing",
+        snr_shift_scale=1.0,
     )
-    pipe = CogVideoXImageToVideoPipeline(tokenizer=tok, text_encoder=tiny_text_encoder(len(tok)), vae=vae,
-                                         transformer=transformer, scheduler=scheduler)
+    pipe = CogVideoXImageToVideoPipeline(
+        tokenizer=tok,
+        text_encoder=tiny_text_encoder(len(tok)),
+        vae=vae,
+        transformer=transformer,
+        scheduler=scheduler,
+    )
     pipe.save_pretrained(str(folder))
     return Path(folder)
 
@@ -119,12 +221,31 @@ def build_tiny_cogvideox(folder: str | Path, size: int = 32) -> Path:
 TINY_BUILDERS = {"wan": build_tiny_wan, "cogvideox": build_tiny_cogvideox}
 
 
-def write_tiny_bench(root: str | Path, size: int = 32, frames: int = 9, fps: float = 8.0, clips: int = 2,
-                     splits: tuple[str, ...] = ("train", "test"), primitives: tuple[str, ...] = ("free_fall",),
-                     seed: int = 0) -> Path:
+def write_tiny_bench(
+    root: str | Path,
+    size: int = 32,
+    frames: int = 9,
+    fps: float = 8.0,
+    clips: int = 2,
+    splits: tuple[str, ...] = ("train", "test"),
+    primitives: tuple[str, ...] = ("free_fall",),
+    seed: int = 0,
+) -> Path:
     """A tiny real bench through the generator's Python API (PyBullet + TinyRenderer, under a second)."""
     from newtonbench.generators.dataset_writer import GenerateConfig, generate
 
-    return generate(GenerateConfig(out=Path(root), primitives=primitives, splits=splits, distributions=("id",),
-                                   num_clips=clips, width=size, height=size, num_frames=frames, fps=fps, seed=seed),
-                    progress=False)
+    return generate(
+        GenerateConfig(
+            out=Path(root),
+            primitives=primitives,
+            splits=splits,
+            distributions=("id",),
+            num_clips=clips,
+            width=size,
+            height=size,
+            num_frames=frames,
+            fps=fps,
+            seed=seed,
+        ),
+        progress=False,
+    )

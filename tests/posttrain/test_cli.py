@@ -80,9 +80,18 @@ def test_sft_checkpoints_resume_exactly_and_loads_back(variant, tiny_model, benc
     h, w = family.resolution(pipe, 32, 32)
 
     def generate():
-        return pipe(image=Image.new("RGB", (w, h), (90, 120, 150)), prompt="a red ball falls", height=h, width=w,
-                    num_frames=9, num_inference_steps=2, guidance_scale=1.0, output_type="pt",
-                    generator=torch.Generator().manual_seed(0), **family.call_kwargs(pipe)).frames
+        return pipe(
+            image=Image.new("RGB", (w, h), (90, 120, 150)),
+            prompt="a red ball falls",
+            height=h,
+            width=w,
+            num_frames=9,
+            num_inference_steps=2,
+            guidance_scale=1.0,
+            output_type="pt",
+            generator=torch.Generator().manual_seed(0),
+            **family.call_kwargs(pipe),
+        ).frames
 
     base = generate()
     load_lora_for_sampling(family, pipe, interrupted / "checkpoint-3")
@@ -96,19 +105,38 @@ def test_sft_checkpoints_resume_exactly_and_loads_back(variant, tiny_model, benc
 def test_reward_mode_logs_finite_terms_and_updates_lora(variant, tiny_model, bench, tmp_path):
     out = tmp_path / "run"
     # The default reward spec: kinematic=1,mass=0.5,accel=1.
-    cli_ok(posttrain(tiny_model(variant), bench, out, "--mode", "reward", "--steps", "2", "--inference-steps", "2",
-                     "-k", "1", "--guidance-scale", "1"))
+    cli_ok(
+        posttrain(
+            tiny_model(variant),
+            bench,
+            out,
+            "--mode",
+            "reward",
+            "--steps",
+            "2",
+            "--inference-steps",
+            "2",
+            "-k",
+            "1",
+            "--guidance-scale",
+            "1",
+        )
+    )
     rows = read_log(out)
     assert [int(r["step"]) for r in rows] == [1, 2]
     for r in rows:
         terms = {k: float(r[f"reward_{k}"]) for k in ("kinematic", "mass", "accel")}
         assert all(math.isfinite(v) and v >= 0 for v in terms.values())
-        assert float(r["reward_total"]) == pytest.approx(terms["kinematic"] + 0.5 * terms["mass"] + terms["accel"],
-                                                         rel=1e-5)
+        assert float(r["reward_total"]) == pytest.approx(
+            terms["kinematic"] + 0.5 * terms["mass"] + terms["accel"], rel=1e-5
+        )
         assert float(r["time_reward_s"]) > 0 and float(r["time_step_s"]) > 0
     # Only the expert that runs the last K steps gets gradients (Wan 2.2: transformer_2, low noise).
-    weights = {k: v for f in (out / "checkpoint-2").glob("pytorch_lora_weights*.safetensors") for k, v in
-               load_file(str(f)).items()}
+    weights = {
+        k: v
+        for f in (out / "checkpoint-2").glob("pytorch_lora_weights*.safetensors")
+        for k, v in load_file(str(f)).items()
+    }
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())
 
 
@@ -117,7 +145,19 @@ def test_sample_writes_one_scorable_video_per_clip_and_resumes(variant, tiny_mod
     model = tiny_model(variant)
     run_dir, videos = tmp_path / "run", tmp_path / "videos"
     cli_ok(posttrain(model, bench, run_dir, "--mode", "sft", "--steps", "1"))
-    args = ("sample", "--model", model, "--bench", bench, "--out", videos, "--lora", run_dir, "--inference-steps", "2")
+    args = (
+        "sample",
+        "--model",
+        model,
+        "--bench",
+        bench,
+        "--out",
+        videos,
+        "--lora",
+        run_dir,
+        "--inference-steps",
+        "2",
+    )
     first = run(*args)
     cli_ok(first)
     assert "wrote 2, skipped 0" in first.output
@@ -134,8 +174,23 @@ def test_sample_writes_one_scorable_video_per_clip_and_resumes(variant, tiny_mod
     # `score` takes them as they are: every test clip's video is found and decoded.
     import pandas as pd
 
-    cli_ok(run("score", videos, "--bench", bench, "--out", tmp_path / "results", "--model", "tiny", "--split", "test",
-               "--bootstrap", "0", "--no-progress"))
+    cli_ok(
+        run(
+            "score",
+            videos,
+            "--bench",
+            bench,
+            "--out",
+            tmp_path / "results",
+            "--model",
+            "tiny",
+            "--split",
+            "test",
+            "--bootstrap",
+            "0",
+            "--no-progress",
+        )
+    )
     results = pd.read_parquet(tmp_path / "results" / "results.parquet")
     assert sorted(results["clip_id"]) == files[:2]
     assert not results["status"].isin(["missing_video", "unreadable", "too_few_frames"]).any()
@@ -147,11 +202,14 @@ def test_clear_one_line_errors(tiny_model, bench, tmp_path):
     model = tiny_model("cogvideox")
     cases = {
         "does not exist": posttrain(tmp_path / "nope", bench, tmp_path / "o1"),
-        "no train clips": posttrain(model, testing.write_tiny_bench(tmp_path / "test_only", splits=("test",)),
-                                    tmp_path / "o2"),
+        "no train clips": posttrain(
+            model, testing.write_tiny_bench(tmp_path / "test_only", splits=("test",)), tmp_path / "o2"
+        ),
         "allowed for cogvideox: 4k+1": posttrain(model, bench, tmp_path / "o3", "--frames", "8"),
         "training needs >= 13": posttrain(model, bench, tmp_path / "o8", "--frames", "13"),
-        "unknown reward term": posttrain(model, bench, tmp_path / "o4", "--mode", "reward", "--reward", "kinematc=1"),
+        "unknown reward term": posttrain(
+            model, bench, tmp_path / "o4", "--mode", "reward", "--reward", "kinematc=1"
+        ),
         "not a NewtonBench dataset": posttrain(model, tmp_path, tmp_path / "o5"),
     }
     (tmp_path / "svd").mkdir()
@@ -172,8 +230,21 @@ def test_clear_one_line_errors(tiny_model, bench, tmp_path):
 @pytest.mark.parametrize("mode", ["sft", "reward"])
 def test_bf16_step_on_cuda(mode, tiny_model, bench, tmp_path):
     out = tmp_path / "run"
-    cli_ok(posttrain(tiny_model("wan2.1"), bench, out, "--mode", mode, "--steps", "1", "--device", "cuda",
-                     "--inference-steps", "2"))
+    cli_ok(
+        posttrain(
+            tiny_model("wan2.1"),
+            bench,
+            out,
+            "--mode",
+            mode,
+            "--steps",
+            "1",
+            "--device",
+            "cuda",
+            "--inference-steps",
+            "2",
+        )
+    )
     row = read_log(out)[0]
     assert math.isfinite(float(row["loss"]))
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in lora(out / "checkpoint-1").items())
@@ -188,16 +259,64 @@ def test_two_processes_ddp_on_cpu(tiny_model, bench, tmp_path):
     import sys
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "newtonbench",
-           "posttrain", "--model", str(tiny_model("wan2.2")), "--bench", str(bench), "--out", str(out), "--mode", "sft",
-           "--rank", "4", "--checkpointing-steps", "1", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "newtonbench",
+        "posttrain",
+        "--model",
+        str(tiny_model("wan2.2")),
+        "--bench",
+        str(bench),
+        "--out",
+        str(out),
+        "--mode",
+        "sft",
+        "--rank",
+        "4",
+        "--checkpointing-steps",
+        "1",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for extra in (["--steps", "1"], ["--steps", "2", "--resume"]):
         proc = subprocess.run(cmd + extra, env=env, capture_output=True, text=True, timeout=240, check=False)
         assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = out / "checkpoint-2"
-    assert {"random_states_0.pkl", "random_states_1.pkl", "pytorch_lora_weights_transformer_2.safetensors"} <= {
-        p.name for p in ckpt.iterdir()}
+    assert {
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+        "pytorch_lora_weights_transformer_2.safetensors",
+    } <= {p.name for p in ckpt.iterdir()}
     rows = read_log(out)
     assert [int(r["step"]) for r in rows] == [1, 2]
     assert all(math.isfinite(float(r["loss"])) for r in rows)
+
+
+def test_reward_mode_can_start_from_the_sft_lora(tiny_model, bench, tmp_path):
+    model = tiny_model("cogvideox")
+    cli_ok(posttrain(model, bench, tmp_path / "sft", "--mode", "sft", "--steps", "1"))
+    reward_args = (
+        "--mode",
+        "reward",
+        "--init-lora",
+        tmp_path / "sft",
+        "--steps",
+        "1",
+        "--inference-steps",
+        "2",
+    )
+    # A tiny learning rate: the reward run's first checkpoint is the SFT LoRA to within ~1e-9.
+    cli_ok(posttrain(model, bench, tmp_path / "reward", *reward_args, "--lr", "1e-9"))
+    sft, reward = lora(tmp_path / "sft" / "checkpoint-1"), lora(tmp_path / "reward" / "checkpoint-1")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in sft.items())
+    for k in sft:
+        torch.testing.assert_close(reward[k], sft[k], rtol=0, atol=1e-6)
+    mismatch = posttrain(model, bench, tmp_path / "reward8", *reward_args, "--rank", "8")
+    assert mismatch.exit_code != 0 and "pass --rank 4 --lora-alpha 4" in mismatch.output

@@ -68,9 +68,18 @@ def test_training_loop_sampler_reproduces_pipeline_call(variant, tiny_model, ben
         cond = fam.encode(pipe, first, [prompt], 9, guidance, gen)
         mine = fam.decode(pipe, fam.generate(pipe, _nets(fam, pipe), cond, 3, 0, gen))
     image = Image.fromarray((first[0].permute(1, 2, 0) * 255).round().byte().numpy())
-    ref = pipe(image=image, prompt=prompt, height=h, width=w, num_frames=9, num_inference_steps=3,
-               guidance_scale=guidance, generator=torch.Generator().manual_seed(3), output_type="pt",
-               **fam.call_kwargs(pipe)).frames
+    ref = pipe(
+        image=image,
+        prompt=prompt,
+        height=h,
+        width=w,
+        num_frames=9,
+        num_inference_steps=3,
+        guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(3),
+        output_type="pt",
+        **fam.call_kwargs(pipe),
+    ).frames
     assert mine.shape == ref.shape == (1, 9, 3, h, w)
     assert torch.allclose(mine, ref, atol=1e-5), (mine - ref).abs().max()
 

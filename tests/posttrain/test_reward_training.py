@@ -30,13 +30,19 @@ def _setup(tiny_model, bench, variant, **cfg):
 @pytest.mark.parametrize(("k", "high_noise_trains"), [(1, False), (2, True)])
 def test_gradients_reach_only_the_last_k_denoising_steps(k, high_noise_trains, tiny_model, bench):
     # Wan 2.2 A14B-style: 2 steps, the first (t >= boundary) runs `transformer`, the last `transformer_2`.
-    family, pipe, config, nets, batch = _setup(tiny_model, bench, "wan2.2", inference_steps=2, backprop_steps=k)
+    family, pipe, config, nets, batch = _setup(
+        tiny_model, bench, "wan2.2", inference_steps=2, backprop_steps=k
+    )
     reward = build_reward("kinematic=1")
     loss, _ = reward_step(family, pipe, nets, batch, config, 9, torch.Generator().manual_seed(0), reward, 1.0)
     loss.backward()
 
     def grad_sum(net):
-        return sum(float(p.grad.abs().sum()) for n, p in net.named_parameters() if "lora_B" in n and p.grad is not None)
+        return sum(
+            float(p.grad.abs().sum())
+            for n, p in net.named_parameters()
+            if "lora_B" in n and p.grad is not None
+        )
 
     assert grad_sum(nets[1]) > 0
     assert (grad_sum(nets[0]) > 0) == high_noise_trains
@@ -44,7 +50,9 @@ def test_gradients_reach_only_the_last_k_denoising_steps(k, high_noise_trains, t
 
 @pytest.mark.parametrize("variant", ["wan2.1", "cogvideox"])
 def test_a_few_reward_steps_lower_the_kinematic_penalty_of_a_fixed_batch(variant, tiny_model, bench):
-    family, pipe, config, nets, batch = _setup(tiny_model, bench, variant, inference_steps=3, backprop_steps=1)
+    family, pipe, config, nets, batch = _setup(
+        tiny_model, bench, variant, inference_steps=3, backprop_steps=1
+    )
     reward = build_reward("kinematic=1")
     params = [p for net in nets for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=1e-2)
@@ -52,8 +60,9 @@ def test_a_few_reward_steps_lower_the_kinematic_penalty_of_a_fixed_batch(variant
     def step(train: bool) -> float:
         # Same noise every time (generator seeded alike): only the LoRA weights change the samples.
         with torch.set_grad_enabled(train):
-            loss, logs = reward_step(family, pipe, nets, batch, config, 9, torch.Generator().manual_seed(0),
-                                     reward, 1.0)
+            loss, logs = reward_step(
+                family, pipe, nets, batch, config, 9, torch.Generator().manual_seed(0), reward, 1.0
+            )
         if train:
             loss.backward()
             optimizer.step()
