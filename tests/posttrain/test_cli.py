@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import VARIANTS, cli_ok
+from posttrain_fixtures import VARIANTS, cli_ok
 from safetensors.torch import load_file
 
 from newtonbench.cli import cli

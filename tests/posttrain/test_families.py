@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-from conftest import VARIANT_FAMILY, VARIANTS
 from PIL import Image
+from posttrain_fixtures import VARIANT_FAMILY, VARIANTS
 
 from newtonbench.dataset import open_dataset
 from newtonbench.errors import InvalidValueError
