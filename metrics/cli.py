@@ -66,7 +66,7 @@ def format_table(summary: dict) -> str:
               help="Local torchvision RAFT state dict for --flow raft.")
 @click.option("--pisa-compatible", is_flag=True, help="Also emit PISA's exact pisa_l2 / pisa_chamfer / pisa_iou.")
 @click.option("--max-lost-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Status object_lost when the object is missing in more than this share of frames.")
+              help="Status object_lost when the object is missing in more than this share of the fit window's frames.")
 @click.option("--bootstrap", type=click.IntRange(0, 1_000_000), default=1000, show_default=True,
               help="Bootstrap resamples for the 95% confidence intervals (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")

@@ -225,7 +225,7 @@ def test_statuses_not_crashes(score_ds, tmp_path):
     cid = _clip(score_ds, "ramp_up")
     frames, _ = _gt(score_ds, cid)
     vanish = frames.copy()
-    vanish[4:] = score_ds.background(cid)  # the object disappears after 4 frames
+    vanish[2:] = score_ds.background(cid)  # the object disappears after 2 frames
     write_video(vids / f"{cid}.mp4", vanish, fps)
     write_video(vids / "not-a-clip.mp4", fr[:4], fps)  # matches nothing: a warning
     res = score(ScoreConfig(videos=str(vids), bench=str(score_ds.root), out=str(tmp_path / "r"), model="m",
@@ -275,3 +275,17 @@ def test_cuda_scores_match_cpu(score_ds):
 
 def test_results_frame_is_one_row_per_clip(own):
     assert isinstance(own.results, pd.DataFrame) and own.results["clip_id"].is_unique
+
+
+def test_weaker_gravity_is_measured(score_bench, tmp_path):
+    """The same scenes simulated at g = 4 m/s^2 (the generator changes nothing else): the scorer
+    reads 4 m/s^2 off the pixels, even for a throw that leaves the view after its flight."""
+    from newtonbench.generators.dataset_writer import GenerateConfig, generate
+
+    g4 = generate(GenerateConfig(out=tmp_path / "g4", primitives=("free_fall", "horizontal_throw"), splits=("test",),
+                                 distributions=("id",), num_clips=1, seed=0, gravity=4.0), progress=False)
+    res = score(ScoreConfig(videos=str(g4 / "videos"), bench=str(score_bench), out=str(tmp_path / "r"), model="g4",
+                            primitives=("free_fall", "horizontal_throw"), **NO_FLOW), progress=False).results
+    assert list(res["status"]) == ["ok", "ok"]
+    np.testing.assert_allclose(res["accel_fit_z"], -4.0, rtol=0.03)
+    np.testing.assert_allclose(res["accel_ratio"], 4.0 / 9.81, rtol=0.03)
