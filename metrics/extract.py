@@ -122,29 +122,30 @@ def _drift_correct(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) 
     return (frames - o.unsqueeze(-1)) / g.unsqueeze(-1)
 
 
-def _largest_components(fg: np.ndarray, core: np.ndarray | None = None) -> np.ndarray:
-    """[N, H, W] bool -> per frame, the 8-connected component of `fg` with the most `core` pixels
-    (ties: the largest), in one OpenCV call.
+def _object_components(cand: np.ndarray) -> np.ndarray:
+    """[N, H, W] bool candidates -> per frame, the 8-connected component of the dilated candidates
+    with the most pixels that survive a 3x3 erosion (ties: the largest), as a mask.
 
-    The frames are stacked into one tall image with an empty row between them, so components never
-    join across frames and one connectedComponentsWithStats labels the whole clip.
+    The frames are stacked into one tall image with an empty row between them, so that OpenCV's
+    morphology and one connectedComponentsWithStats call handle the whole clip; the separator rows
+    are cleared after the dilation, so components never join across frames.
     """
     import cv2
 
-    n, h, w = fg.shape
+    n, h, w = cand.shape
     tall = np.zeros((n, h + 1, w), np.uint8)
-    tall[:, :h] = fg
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(tall.reshape(n * (h + 1), w), connectivity=8)
+    tall[:, :h] = cand
+    flat = tall.reshape(n * (h + 1), w)
+    kernel = np.ones((3, 3), np.uint8)
+    core = cv2.erode(flat, kernel).astype(bool)
+    grown = cv2.dilate(flat, kernel).reshape(n, h + 1, w)
+    grown[:, h] = 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(grown.reshape(n * (h + 1), w), connectivity=8)
     if count <= 1:
-        return np.zeros_like(fg)
+        return np.zeros_like(cand)
     area = stats[1:, cv2.CC_STAT_AREA]
     frame = stats[1:, cv2.CC_STAT_TOP] // (h + 1)
-    if core is None:
-        weight = area
-    else:
-        tall_core = np.zeros((n, h + 1, w), bool)
-        tall_core[:, :h] = core
-        weight = np.bincount(labels.reshape(n, h + 1, w)[tall_core], minlength=count)[1:]
+    weight = np.bincount(labels[core], minlength=count)[1:]
     order = np.lexsort((-area, -weight, frame))  # by frame, most core pixels first, then largest
     first = np.r_[True, frame[order][1:] != frame[order][:-1]]
     keep = np.zeros(count, bool)
@@ -211,8 +212,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
     # scene that the video codec smeared (a 1-px line across the image) has none, however long.
-    core = erode(cand)
-    comp = _largest_components(dilate(cand).cpu().numpy(), core.cpu().numpy())
+    comp = _object_components(cand.cpu().numpy())
     obj = cand & torch.from_numpy(comp).to(frames.device)
     # Close 1-px holes and notches where the object's texture matches the scene behind it (within
     # the region the object visits: the rest of the frame has nothing to close).
