@@ -163,7 +163,17 @@ def _load(ds, clip: dict, path: Path | None, need_plate: bool, decode: bool = Tr
     return item
 
 
-# --- per-clip preparation (main thread, torch) -----------------------------------------------------
+def _load_and_prepare(ds, clip: dict, path: Path | None, need_plate: bool, cfg: ScoreConfig, device):
+    """Worker-thread job: decode and extract one clip. torch and OpenCV release the GIL in their
+    kernels, so extraction overlaps with the main thread's batched metrics and the next decode."""
+    item = _load(ds, clip, path, need_plate)
+    if item.status != "ok":
+        return item, (item.status, item.detail)
+    out = _prepare(item, cfg.extractor, device, cfg.pisa_compatible, cfg.max_lost_fraction, cfg.flow != "none")
+    return item, out
+
+
+# --- per-clip preparation (worker threads, torch) ----------------------------------------------------
 
 @dataclass
 class _Prepared:
@@ -480,26 +490,21 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
             if i is None:
                 return False
             clip = clips[i] if clips is not None else ds.clip(wanted[i])
-            pending.append(pool.submit(_load, ds, clip, videos.get(clip["clip_id"]), need_plate))
+            pending.append(pool.submit(_load_and_prepare, ds, clip, videos.get(clip["clip_id"]), need_plate, cfg, device))
             return True
 
         # A bounded look-ahead keeps decoding ahead of the kernels without holding every clip.
         while len(pending) < window and submit():
             pass
         while pending:
-            item = pending.popleft().result()
+            item, out = pending.popleft().result()
             submit()
-            if item.status == "ok":
-                out = _prepare(item, cfg.extractor, device, cfg.pisa_compatible, cfg.max_lost_fraction,
-                               cfg.flow != "none")
-                if isinstance(out, tuple):
-                    rows.append(_row(item.clip, cfg, out[0], out[1], None))
-                else:
-                    batch.append(out)
-                    if len(batch) >= cfg.batch_size:
-                        flush()
+            if isinstance(out, _Prepared):
+                batch.append(out)
+                if len(batch) >= cfg.batch_size:
+                    flush()
             else:
-                rows.append(_row(item.clip, cfg, item.status, item.detail, None))
+                rows.append(_row(item.clip, cfg, out[0], out[1], None))
             bar.update(1)
         flush()
 

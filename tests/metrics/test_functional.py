@@ -235,3 +235,18 @@ def test_cuda_matches_cpu():
     f, m = torch.from_numpy(frames).float(), torch.from_numpy(masks)
     vv = torch.ones(1, 6, dtype=torch.bool)
     torch.testing.assert_close(consistency(f.cuda(), m.cuda(), vv.cuda()).cpu(), consistency(f, m, vv))
+
+
+def test_batched_equals_per_clip():
+    """A kernel over a batch equals the kernel over each clip alone (torchmetrics' contract)."""
+    rng = np.random.default_rng(8)
+    a, b = torch.from_numpy(_random_masks(rng, b=4)), torch.from_numpy(_random_masks(rng, b=4))
+    tr = torch.from_numpy(rng.normal(size=(4, 12, 2)).cumsum(1))
+    v = torch.from_numpy(rng.random((4, 12)) > 0.2)
+    seg = torch.from_numpy((np.arange(12) >= 5).astype(np.int64)).expand(4, 12)
+    tt = torch.linspace(0, 1, 12, dtype=torch.float64).expand(4, 12)
+    for fn, args in ((chamfer_distance, (a, b)), (mask_iou, (a, b)), (smoothness, (tr, v, seg)),
+                     (fit_acceleration, (tt, tr, v)), (l2_distance, (tr, tr.flip(1), v))):
+        whole = fn(*args)
+        parts = torch.cat([fn(*(x[i:i + 1] for x in args)) for i in range(4)])
+        torch.testing.assert_close(whole, parts, equal_nan=True)
