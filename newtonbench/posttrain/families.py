@@ -48,6 +48,7 @@ class Conditioning:
     image_latents: object | None = None  # Wan: mask + first-frame latents; CogVideoX: padded image latents
     rotary: object | None = None  # CogVideoX: 3D RoPE (cos, sin)
     ofs: object | None = None  # CogVideoX 1.5: ofs embedding input
+    first_frame_mask: object | None = None  # Wan 2.2 TI2V: 0 on the (clean) first latent frame, 1 elsewhere
 
     @property
     def cfg(self) -> bool:
@@ -191,6 +192,10 @@ class VideoFamily:
         for i, t in enumerate(timesteps):
             with torch.set_grad_enabled(backprop_steps > 0 and i >= first_grad and torch.is_grad_enabled()):
                 latents = self.step(pipe, nets, latents, t, i, timesteps, cond, state)
+        return self.finalize(pipe, latents, cond)
+
+    def finalize(self, pipe, latents, cond: Conditioning):
+        """What the pipeline does to the latents after its loop, before decoding."""
         return latents
 
     @staticmethod
@@ -222,9 +227,10 @@ FAMILIES: Registry[VideoFamily] = Registry("model family")
 
 
 class WanFamily(VideoFamily):
-    """Wan 2.1 I2V (one transformer + CLIP image encoder) and Wan 2.2 I2V A14B (two experts split at
-    `boundary_ratio`, no image encoder). Flow matching: x_t = (1 - s) x_0 + s eps, the transformer
-    predicts eps - x_0 at timestep 1000 s."""
+    """Wan 2.1 I2V (one transformer + CLIP image encoder), Wan 2.2 I2V A14B (two experts split at
+    `boundary_ratio`, no image encoder) and Wan 2.2 TI2V 5B (`expand_timesteps`: the first latent frame
+    is the clean image latent, at timestep 0, instead of channel-concatenated conditioning).
+    Flow matching: x_t = (1 - s) x_0 + s eps, the transformer predicts eps - x_0 at timestep 1000 s."""
 
     name = "wan"
     pipeline_class = "WanImageToVideoPipeline"
@@ -242,10 +248,6 @@ class WanFamily(VideoFamily):
         return {"transformer": dtype, "transformer_2": dtype, "text_encoder": dtype, "default": torch.float32}
 
     def check_supported(self, pipe, model_dir):
-        if pipe.config.expand_timesteps:
-            raise ModelError(
-                f"{model_dir}: Wan 2.2 TI2V (expand_timesteps=True) is not supported yet; supported: Wan 2.1 I2V, Wan 2.2 I2V A14B"
-            )
         if pipe.transformer is None:
             raise ModelError(f"{model_dir}: WanImageToVideoPipeline without `transformer` is not supported")
 
@@ -291,15 +293,35 @@ class WanFamily(VideoFamily):
             image_embeds = None
             if pipe.transformer.config.image_dim is not None:  # only Wan 2.1 I2V takes CLIP image tokens
                 image_embeds = pipe.encode_image(_to_pil(first_frames), device).to(tdtype)
-            # As WanImageToVideoPipeline.prepare_latents: the first frame followed by zeros, VAE-encoded,
-            # plus a 4-channel mask marking the (4 temporally compressed) first-frame positions.
-            # (Its own prepare_latents repeats an already batched condition B times, so it is written out.)
+            # As WanImageToVideoPipeline.prepare_latents (its own repeats an already batched condition B
+            # times, so it is written out here).
             image = first_frames.to(device, torch.float32) * 2 - 1
+            lh, lw = h // pipe.vae_scale_factor_spatial, w // pipe.vae_scale_factor_spatial
+            if pipe.config.expand_timesteps:
+                # TI2V: the first frame's latent replaces the first latent frame; a mask marks the rest.
+                latent_condition = self._encode_video(pipe, image[:, :, None], "argmax").to(device)
+                first_frame_mask = torch.ones(
+                    1, 1, (num_frames - 1) // pipe.vae_scale_factor_temporal + 1, lh, lw, device=device
+                )
+                first_frame_mask[:, :, 0] = 0
+                return Conditioning(
+                    batch_size=b,
+                    height=h,
+                    width=w,
+                    num_frames=num_frames,
+                    guidance_scale=guidance_scale,
+                    prompt_embeds=pe.to(tdtype),
+                    negative_prompt_embeds=None if npe is None else npe.to(tdtype),
+                    image_embeds=image_embeds,
+                    image_latents=latent_condition,
+                    first_frame_mask=first_frame_mask,
+                )
+            # I2V: the first frame followed by zeros, VAE-encoded, plus a 4-channel mask marking the
+            # (4 temporally compressed) first-frame positions, concatenated on the channel axis.
             video_condition = torch.cat(
                 [image[:, :, None], image.new_zeros(b, 3, num_frames - 1, h, w)], dim=2
             )
             latent_condition = self._encode_video(pipe, video_condition, "argmax").to(device)
-            lh, lw = h // pipe.vae_scale_factor_spatial, w // pipe.vae_scale_factor_spatial
             tf = pipe.vae_scale_factor_temporal
             mask = torch.ones(b, 1, num_frames, lh, lw, device=device)
             mask[:, :, 1:] = 0
@@ -343,12 +365,28 @@ class WanFamily(VideoFamily):
             return_dict=False,
         )[0]
 
-    def step(self, pipe, nets, latents, t, i, timesteps, cond, state):
+    def _input(self, latents, t, cond):
+        """The transformer's input and timestep for latents at t (per token for TI2V, as the pipeline)."""
         import torch
 
+        b = latents.shape[0]
+        if cond.first_frame_mask is None:
+            return torch.cat([latents, cond.image_latents.to(latents.dtype)], dim=1), t.expand(b)
+        mask = cond.first_frame_mask
+        x = (1 - mask) * cond.image_latents + mask * latents
+        # The pipeline's per-token timestep: 0 on the clean first frame (patch 2x2 -> every other pixel).
+        tokens = mask[0][0][:, ::2, ::2].flatten()
+        t = t.reshape(-1, 1) if torch.is_tensor(t) and t.ndim else t
+        return x, (tokens[None] * t).expand(b, -1)
+
+    def finalize(self, pipe, latents, cond):
+        if cond.first_frame_mask is None:
+            return latents
+        return (1 - cond.first_frame_mask) * cond.image_latents + cond.first_frame_mask * latents
+
+    def step(self, pipe, nets, latents, t, i, timesteps, cond, state):
         net = self._net_for(pipe, nets, t)
-        x = torch.cat([latents, cond.image_latents.to(latents.dtype)], dim=1)
-        timestep = t.expand(latents.shape[0])
+        x, timestep = self._input(latents, t, cond)
         pred = self._predict(net, x, timestep, cond.prompt_embeds, cond, pipe)
         if cond.cfg:  # two passes, as the pipeline does
             uncond = self._predict(net, x, timestep, cond.negative_prompt_embeds, cond, pipe)
@@ -392,9 +430,13 @@ class WanFamily(VideoFamily):
         noisy = (1 - s) * x0 + s * noise
         target = noise - x0
         net = self._net_for(pipe, nets, timestep[0])
-        x = torch.cat([noisy, cond.image_latents.to(noisy.dtype)], dim=1)
-        pred = self._predict(net, x, timestep, cond.prompt_embeds, cond, pipe)
-        return torch.nn.functional.mse_loss(pred.float(), target)
+        x, per_token = self._input(noisy, timestep, cond)
+        pred = self._predict(net, x, per_token, cond.prompt_embeds, cond, pipe).float()
+        if cond.first_frame_mask is None:
+            return torch.nn.functional.mse_loss(pred, target)
+        # TI2V: the first latent frame is the clean condition (timestep 0); only the others are denoised.
+        mask = cond.first_frame_mask.expand_as(pred)
+        return ((pred - target) ** 2 * mask).sum() / mask.sum()
 
 
 class CogVideoXFamily(VideoFamily):

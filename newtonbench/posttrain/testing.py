@@ -80,32 +80,64 @@ def tiny_text_encoder(vocab_size: int, d_model: int = 32, umt5: bool = False):
     return UMT5EncoderModel(UMT5Config(**kw)) if umt5 else T5EncoderModel(T5Config(**kw))
 
 
-def build_tiny_wan(folder: str | Path, two_experts: bool = False, size: int = 32) -> Path:
-    """Wan 2.1 I2V (CLIP image encoder) or, with two_experts, Wan 2.2 I2V A14B-style (two transformers)."""
+WAN_KINDS = ("2.1", "2.2-a14b", "2.2-ti2v")
+
+
+def build_tiny_wan(folder: str | Path, kind: str = "2.1", size: int = 32) -> Path:
+    """A tiny WanImageToVideoPipeline shaped like one of the released checkpoints:
+
+    - "2.1": Wan 2.1 I2V, one transformer, CLIP image encoder, image key/value projections;
+    - "2.2-a14b": Wan 2.2 I2V A14B, two experts split at boundary_ratio, UniPC flow sampler, no image encoder;
+    - "2.2-ti2v": Wan 2.2 TI2V 5B, expand_timesteps, the 48-channel residual VAE (16x spatial compression).
+    """
     import torch
     from diffusers import (
         AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
+        UniPCMultistepScheduler,
         WanImageToVideoPipeline,
         WanTransformer3DModel,
     )
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
+    if kind not in WAN_KINDS:
+        raise ValueError(f"kind={kind!r}; allowed: {', '.join(WAN_KINDS)}")
     tok = tiny_tokenizer()
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    )
+    if kind == "2.2-ti2v":
+        vae = AutoencoderKLWan(
+            base_dim=3,
+            z_dim=48,
+            in_channels=12,
+            out_channels=12,
+            is_residual=True,
+            patch_size=2,
+            latents_mean=[0.0] * 48,
+            latents_std=[1.0] * 48,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            scale_factor_spatial=16,
+            scale_factor_temporal=4,
+            temperal_downsample=[False, True, True],
+        )
+    else:
+        vae = AutoencoderKLWan(
+            base_dim=3,
+            z_dim=16,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            temperal_downsample=[False, True, True],
+        )
 
-    def transformer(image_dim):
+    def transformer(image_dim=None, channels=(36, 16)):
         # Like Wan 2.1 I2V's config, image tokens get their own key/value projections (added_kv_proj_dim).
         torch.manual_seed(0)
         return WanTransformer3DModel(
             patch_size=(1, 2, 2),
             num_attention_heads=2,
             attention_head_dim=12,
-            in_channels=36,
-            out_channels=16,
+            in_channels=channels[0],
+            out_channels=channels[1],
             text_dim=32,
             freq_dim=256,
             ffn_dim=32,
@@ -121,17 +153,10 @@ def build_tiny_wan(folder: str | Path, two_experts: bool = False, size: int = 32
         "tokenizer": tok,
         "text_encoder": tiny_text_encoder(len(tok), umt5=True),
         "vae": vae,
-        "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0),
+        "image_encoder": None,
+        "image_processor": None,
     }
-    if two_experts:
-        parts.update(
-            transformer=transformer(None),
-            transformer_2=transformer(None),
-            boundary_ratio=0.5,
-            image_encoder=None,
-            image_processor=None,
-        )
-    else:
+    if kind == "2.1":
         torch.manual_seed(0)
         enc = CLIPVisionModel(
             CLIPVisionConfig(
@@ -148,7 +173,19 @@ def build_tiny_wan(folder: str | Path, two_experts: bool = False, size: int = 32
             transformer=transformer(4),
             image_encoder=enc,
             image_processor=CLIPImageProcessor(crop_size=size, size=size),
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
         )
+    else:
+        # The released Wan 2.2 pipelines sample with UniPC on flow sigmas (a multistep, stateful sampler).
+        unipc = UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+        )
+        if kind == "2.2-a14b":
+            parts.update(
+                transformer=transformer(), transformer_2=transformer(), boundary_ratio=0.875, scheduler=unipc
+            )
+        else:
+            parts.update(transformer=transformer(channels=(48, 48)), expand_timesteps=True, scheduler=unipc)
     pipe = WanImageToVideoPipeline(**parts)
     pipe.save_pretrained(str(folder))
     return Path(folder)

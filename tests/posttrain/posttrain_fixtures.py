@@ -7,14 +7,14 @@ import functools
 
 from newtonbench.posttrain import testing
 
-# Variant name -> builder. Wan 2.1 (one transformer, CLIP image encoder), Wan 2.2 A14B (two experts
-# split at boundary_ratio), CogVideoX 1.0 I2V (learned positional embeddings, v-prediction DDIM).
+# Variant name -> builder: one tiny pipeline per released checkpoint layout (testing.build_tiny_wan).
 VARIANTS = {
     "wan2.1": testing.build_tiny_wan,
-    "wan2.2": functools.partial(testing.build_tiny_wan, two_experts=True),
+    "wan2.2": functools.partial(testing.build_tiny_wan, kind="2.2-a14b"),
+    "wan2.2-ti2v": functools.partial(testing.build_tiny_wan, kind="2.2-ti2v"),
     "cogvideox": testing.build_tiny_cogvideox,
 }
-VARIANT_FAMILY = {"wan2.1": "wan", "wan2.2": "wan", "cogvideox": "cogvideox"}
+VARIANT_FAMILY = {"wan2.1": "wan", "wan2.2": "wan", "wan2.2-ti2v": "wan", "cogvideox": "cogvideox"}
 
 
 def cli_ok(result) -> None:

@@ -29,7 +29,8 @@ def _setup(tiny_model, bench, variant, **cfg):
 
 @pytest.mark.parametrize(("k", "high_noise_trains"), [(1, False), (2, True)])
 def test_gradients_reach_only_the_last_k_denoising_steps(k, high_noise_trains, tiny_model, bench):
-    # Wan 2.2 A14B-style: 2 steps, the first (t >= boundary) runs `transformer`, the last `transformer_2`.
+    # Wan 2.2 A14B-style: 2 UniPC steps at t = 999 and 750 around boundary_ratio 0.875: the first runs
+    # `transformer` (high noise), the last `transformer_2`.
     family, pipe, config, nets, batch = _setup(
         tiny_model, bench, "wan2.2", inference_steps=2, backprop_steps=k
     )
