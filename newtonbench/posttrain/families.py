@@ -614,7 +614,7 @@ class CogVideoXFamily(VideoFamily):
         x = torch.cat([noisy, cond.image_latents.to(noisy.dtype)], dim=2)
         out = self._predict(nets[0], x, timesteps, cond.prompt_embeds, cond, pipe)
         pred_x0 = sch.get_velocity(out, noisy, timesteps)  # v -> x0: sqrt(a) x_t - sqrt(1 - a) v
-        alphas = sch.alphas_cumprod.to(device)[timesteps]
+        alphas = sch.alphas_cumprod.to(device, torch.float32)[timesteps]
         weights = (1 / (1 - alphas)).view(b, 1, 1, 1, 1)
         return (weights * (pred_x0 - x0) ** 2).reshape(b, -1).mean(dim=1).mean()
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 from newtonbench.metrics.rewards import build_reward
+from posttrain_fixtures import VARIANTS
 from torch.utils.data import default_collate
 
 from newtonbench.dataset import open_dataset
 from newtonbench.posttrain.config import TrainConfig
 from newtonbench.posttrain.data import BenchClips
 from newtonbench.posttrain.families import detect_family
-from newtonbench.posttrain.loop import add_lora, reward_step
+from newtonbench.posttrain.loop import add_lora, reward_step, sft_step
 
 
 def _setup(tiny_model, bench, variant, **cfg):
@@ -76,3 +77,31 @@ def test_a_few_reward_steps_lower_the_kinematic_penalty_of_a_fixed_batch(variant
         step(train=True)
     after = step(train=False)
     assert after < 0.85 * before, (before, after)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_bf16_weights_train_in_both_modes(variant, tiny_model, bench):
+    """The GPU recipe's dtypes on CPU: bf16 transformer and text encoder (Wan: VAE and CLIP in float32),
+    float32 LoRA, bf16 autocast as accelerate's mixed_precision="bf16" applies."""
+    path = tiny_model(variant)
+    family = detect_family(path)
+    pipe = family.load(path, torch.bfloat16)
+    assert pipe.transformer.dtype == torch.bfloat16
+    config = TrainConfig(
+        model=str(path), bench=str(bench), out="unused", mode="reward", rank=4, inference_steps=2
+    )
+    nets = add_lora(family, pipe, config)
+    h, w = family.resolution(pipe, 32, 32)
+    batch = default_collate([BenchClips(open_dataset(bench), h, w, 9)[0]])
+    reward = build_reward("kinematic=1,mass=0.5,accel=1")
+    for step in (sft_step, reward_step):
+        extra = (reward, 5.0) if step is reward_step else ()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, _ = step(family, pipe, nets, batch, config, 9, torch.Generator().manual_seed(0), *extra)
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
+        loss.backward()
+        grads = [p.grad for net in nets for p in net.parameters() if p.grad is not None]
+        assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+        assert sum(float(g.abs().sum()) for g in grads) > 0
+        for net in nets:
+            net.zero_grad(set_to_none=True)
