@@ -178,7 +178,8 @@ def build_clip(config: GenerateConfig, primitive: str, split: str, distribution:
     prim = get_primitive(primitive)
     rng = clip_rng(config.seed, primitive, split, distribution, index)
     spec = sample_spec(primitive, split, distribution, rng, seed=config.seed, gravity=config.gravity, fps=config.fps,
-                       num_frames=config.num_frames, object_name=config.object_name)
+                       num_frames=config.num_frames, aspect=config.width / config.height,
+                       object_name=config.object_name)
     scene = sample_scene(rng, split)
     # The camera comes from the nominal-gravity path, so a counterfactual --gravity shows the very
     # same scene and first frame as the real clip of the same seed.

@@ -55,16 +55,18 @@ _add(ObjectDef("soccer_ball", "soccer ball", "mesh", mesh="soccerball.obj", spli
 _add(ObjectDef("capsule", "capsule", "capsule", (0.5, 0.5, 1.0), split="test"))
 _add(ObjectDef("teddy", "teddy bear", "mesh", mesh="teddy2_VHACD_CHs.obj", textured=False,
                orientation_euler=(np.pi / 2, 0.0, 0.0), split="test"))
-_add(ObjectDef("bunny", "bunny", "mesh", mesh="bunny.obj", textured=False, orientation_euler=(np.pi / 2, 0.0, 0.0),
-               split="test"))
+# Turned side-on (yaw pi/2): head-on, its long axis points at the camera and it shows half the area.
+_add(ObjectDef("bunny", "bunny", "mesh", mesh="bunny.obj", textured=False,
+               orientation_euler=(np.pi / 2, 0.0, np.pi / 2), split="test"))
 _add(ObjectDef("long_box", "box", "box", (1.0, 0.5, 0.5), split="test"))
-# Ramp objects: they slide (infinite rotational inertia, see simulation.py) on a flat or round face.
+# Ramp objects: they slide (infinite rotational inertia, see simulation.py) on a flat face. None is
+# round where it touches the ramp: a ball or a barrel on its side that slides without turning looks
+# like one rolling, which obeys another law. Cylinders stand upright (axis along the ramp's normal).
 _add(ObjectDef("block", "wooden block", "box", (1.0, 0.8, 0.8), split="train", use="ramp"))
 _add(ObjectDef("brick", "brick", "box", (1.0, 0.5, 0.45), split="train", use="ramp"))
-_add(ObjectDef("barrel", "barrel", "cylinder", (0.8, 1.0, 0.8), orientation_euler=(np.pi / 2, 0.0, 0.0),
-               split="train", use="ramp"))
+_add(ObjectDef("can", "can", "cylinder", (0.7, 0.7, 1.0), split="train", use="ramp"))
 _add(ObjectDef("slab", "slab", "box", (1.0, 1.0, 0.3), split="test", use="ramp"))
-_add(ObjectDef("ball", "ball", "sphere", split="test", use="ramp"))
+_add(ObjectDef("drum", "drum", "cylinder", (1.0, 1.0, 0.65), split="test", use="ramp"))
 _add(ObjectDef("crate", "crate", "box", (0.9, 0.9, 1.0), split="test", use="ramp"))
 
 
@@ -100,6 +102,59 @@ def mesh_bounds(mesh: str) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(verts)
     lo, hi = v.min(0), v.max(0)
     return (lo + hi) / 2.0, hi - lo
+
+
+@cache
+def silhouette_fraction(name: str) -> float:
+    """Equivalent diameter of the object's silhouette seen by the benchmark camera (along world +y,
+    before any rotation the motion adds), over `object_size_m`: 2 sqrt(area / pi) / size.
+
+    The camera looks perpendicular to the motion plane, so this is the area of the body's x-z
+    projection; a ramp's tilt is a rotation about y and leaves it unchanged. Primitive shapes have
+    closed forms; meshes are rasterised (their triangles projected onto x-z and filled)."""
+    obj = get_object(name)
+    ext = body_extents(obj, 1.0)
+    if obj.kind == "box":
+        area = ext[0] * ext[2]
+    elif obj.kind == "sphere":
+        area = np.pi / 4
+    elif obj.kind in ("cylinder", "capsule"):
+        axis = _axis(obj)
+        r = ext[[i for i in range(3) if i != axis]].max() / 2
+        if axis == 1:  # along the line of sight: a disc
+            area = np.pi * r * r
+        else:  # a rectangle, with two half-disc caps for a capsule
+            area = ext[0] * ext[2] if obj.kind == "cylinder" else (ext[axis] - 2 * r) * 2 * r + np.pi * r * r
+    else:
+        area = _mesh_silhouette_area(obj)
+    return float(2.0 * np.sqrt(area / np.pi))
+
+
+def _mesh_silhouette_area(obj: ObjectDef, res: int = 512) -> float:
+    import cv2
+
+    verts, faces = [], []
+    with open(data_path() / obj.mesh) as f:
+        for line in f:
+            if line.startswith("v "):
+                verts.append([float(x) for x in line.split()[1:4]])
+            elif line.startswith("f "):
+                faces.append([int(t.split("/")[0]) for t in line.split()[1:]])
+    v = np.asarray(verts)
+    centre, ext = mesh_bounds(obj.mesh)
+    r = _rot(obj.orientation_euler)
+    scale = (np.abs(r) @ ext).max()
+    xz = (((v - centre) @ r.T) / scale)[:, [0, 2]]  # unit size, centred
+    pts = np.round((xz + 0.5) * (res - 1)).astype(np.int32)
+    img = np.zeros((res, res), np.uint8)
+    for face in faces:  # one call per face: a single call with all of them would XOR overlaps
+        cv2.fillConvexPoly(img, pts[[i - 1 if i > 0 else len(v) + i for i in face]], 1)
+    return float(img.sum()) / (res - 1) ** 2
+
+
+def _axis(obj: ObjectDef) -> int:
+    """Which body axis (0 x, 1 y, 2 z) a cylinder's or capsule's own axis (the shape's z) lies on."""
+    return int(np.argmax(np.abs(_rot(obj.orientation_euler)[:, 2])))
 
 
 def _rot(euler) -> np.ndarray:
@@ -146,8 +201,9 @@ def create_shapes(client: int, obj: ObjectDef, size: float, *, collision: bool, 
         col_args = vis_args = {"shapeType": p.GEOM_SPHERE, "radius": float(ext[0] / 2)}
     elif obj.kind in ("cylinder", "capsule"):
         # Bullet's cylinder/capsule axis is the shape's z; unit_extents are given after rotation.
-        axis_len = float(ext.max())
-        radius = float(min(ext) / 2)
+        axis = _axis(obj)
+        axis_len = float(ext[axis])
+        radius = float(max(e for i, e in enumerate(ext) if i != axis) / 2)
         shape = p.GEOM_CYLINDER if obj.kind == "cylinder" else p.GEOM_CAPSULE
         # A capsule's `height` excludes its two hemispherical caps.
         height = axis_len if obj.kind == "cylinder" else axis_len - 2 * radius

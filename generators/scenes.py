@@ -20,6 +20,10 @@ TEXTURE_SIZE = 64  # object textures
 # they need about one texel per pixel not to look blocky.
 SURFACE_TEXTURE_SIZE = 256
 MIN_CAMERA_HEIGHT_M = 0.4
+# How much wider than the framed motion the view is, and the narrowest view (half its width, metres).
+FRAME_MARGIN = (1.1, 1.3)
+HFOV_DEG = (35.0, 55.0)
+MIN_VIEW_HALF_WIDTH_M = 0.3
 
 # name -> RGB in [0, 1]; the names go into prompts.
 COLOURS: dict[str, tuple[float, float, float]] = {
@@ -163,8 +167,8 @@ def sample_scene(rng: np.random.Generator, split: str) -> Scene:
         light_ambient=float(rng.uniform(0.45, 0.65)),
         light_diffuse=float(rng.uniform(0.35, 0.55)),
         light_specular=float(rng.uniform(0.0, 0.15)),
-        hfov_deg=float(rng.uniform(35.0, 55.0)),
-        frame_margin=float(rng.uniform(1.1, 1.3)),
+        hfov_deg=float(rng.uniform(*HFOV_DEG)),
+        frame_margin=float(rng.uniform(*FRAME_MARGIN)),
         offset=(float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1))),
         backdrop_distance_m=float(rng.uniform(1.0, 3.0)),
     )
@@ -181,7 +185,7 @@ def place_camera(scene: Scene, positions: np.ndarray, object_radius_m: float, wi
     hi = positions[:, [0, 2]].max(0) + object_radius_m
     size = hi - lo
     aspect = width / height
-    half_w = max(size[0] / 2, size[1] / 2 * aspect, 0.3) * scene.frame_margin
+    half_w = max(size[0] / 2, size[1] / 2 * aspect, MIN_VIEW_HALF_WIDTH_M) * scene.frame_margin
     half_h = half_w / aspect
     tan_half = math.tan(math.radians(scene.hfov_deg) / 2)
     # The object's near side is closer to the camera than the plane; step back by its radius.
@@ -197,7 +201,8 @@ def place_camera(scene: Scene, positions: np.ndarray, object_radius_m: float, wi
 
 def describe(scene: Scene, noun: str, size_m: float, phrase: str, surface: str) -> str:
     """The clip's prompt, e.g. "A small red cube falls from a height of 1.2 m onto a wooden floor."."""
-    size_word = "small" if size_m < 0.22 else ("large" if size_m > 0.28 else "medium-sized")
+    # Sizes run from 0.1 m (short paths) to about 1.5 m (long OOD throws, long slides): sampling.py.
+    size_word = "small" if size_m < 0.3 else ("large" if size_m > 0.6 else "medium-sized")
     pattern = "" if scene.object_texture.family == "plain" else f" {SURFACE_WORDS[scene.object_texture.family]}"
     floor = SURFACE_WORDS[scene.floor_texture.family]
     wall = SURFACE_WORDS[scene.backdrop_texture.family]

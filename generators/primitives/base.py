@@ -143,6 +143,13 @@ class Primitive:
     def simulate(self, spec: Spec) -> Trajectory:
         raise NotImplementedError
 
+    def framing_path(self, params: dict, half_height: float, t: np.ndarray) -> np.ndarray:
+        """[T, 3] the analytic path of the object's centre at g = 9.81 (the path the camera frames),
+        for the primitive's own parameters `params` and an object `half_height` m tall from centre to
+        bottom: free flight until the centre comes down to `half_height`, then held where it landed
+        (what it slides or rolls after landing is not modelled: the simulation frames the view)."""
+        raise NotImplementedError
+
     def analytic_accel(self, spec: Spec, t: np.ndarray) -> np.ndarray:
         """[T, 3] acceleration the analytic law predicts at times t (between contacts)."""
         raise NotImplementedError
@@ -155,6 +162,17 @@ class Primitive:
     def phrase(self, spec: Spec) -> str:
         """The verb phrase of the clip's prompt ("falls from 1.2 m")."""
         raise NotImplementedError
+
+
+def flight_path(start, velocity, half_height: float, t: np.ndarray, g: float = GRAVITY) -> np.ndarray:
+    """[T, 3] a point launched from `start` at `velocity` under gravity g, held where its height
+    comes down to `half_height` (the centre of an object that lands on the floor)."""
+    start, velocity = np.asarray(start, float), np.asarray(velocity, float)
+    # Later root of start_z + vz t - g t^2 / 2 = half_height.
+    c = start[2] - half_height
+    t_land = (velocity[2] + math.sqrt(max(velocity[2] ** 2 + 2 * g * c, 0.0))) / g
+    tt = np.minimum(np.asarray(t, float), t_land)[:, None]
+    return start + velocity * tt + 0.5 * np.array([0.0, 0.0, -g]) * tt**2
 
 
 PRIMITIVES: Registry[Primitive] = Registry("primitive")

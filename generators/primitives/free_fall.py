@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
 
 from newtonbench.errors import InvalidValueError
 
@@ -33,7 +33,7 @@ def check_clearance(spec: Spec, height_m: float) -> None:
 @register
 class FreeFall(Primitive):
     name = "free_fall"
-    version = 1
+    version = 2
     spec_cls = FreeFallSpec
     use = "flight"
     description = "released from rest at a height; falls and lands on the floor"
@@ -46,6 +46,9 @@ class FreeFall(Primitive):
         from newtonbench.generators.simulation import simulate_flight
 
         return simulate_flight(spec, np.array([0.0, 0.0, spec.height_m]), np.zeros(3))
+
+    def framing_path(self, params, half_height, t):
+        return flight_path((0.0, 0.0, params["height_m"]), (0.0, 0.0, 0.0), half_height, t)
 
     def analytic_accel(self, spec, t):
         a = np.zeros((len(t), 3))

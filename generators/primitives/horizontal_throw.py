@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
 from newtonbench.generators.primitives.free_fall import check_clearance
 
 from newtonbench.errors import check_range
@@ -26,7 +26,7 @@ class HorizontalThrowSpec(Spec):
 @register
 class HorizontalThrow(Primitive):
     name = "horizontal_throw"
-    version = 1
+    version = 2
     spec_cls = HorizontalThrowSpec
     use = "flight"
     description = "launched horizontally from a height; flies on a parabola and lands"
@@ -39,6 +39,9 @@ class HorizontalThrow(Primitive):
         from newtonbench.generators.simulation import simulate_flight
 
         return simulate_flight(spec, np.array([0.0, 0.0, spec.height_m]), np.array([spec.speed_mps, 0.0, 0.0]))
+
+    def framing_path(self, params, half_height, t):
+        return flight_path((0.0, 0.0, params["height_m"]), (params["speed_mps"], 0.0, 0.0), half_height, t)
 
     def analytic_accel(self, spec, t):
         a = np.zeros((len(t), 3))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
 from newtonbench.generators.primitives.free_fall import check_clearance
 
 from newtonbench.errors import check_range
@@ -29,7 +29,7 @@ class ParabolicThrowSpec(Spec):
 @register
 class ParabolicThrow(Primitive):
     name = "parabolic_throw"
-    version = 1
+    version = 2
     spec_cls = ParabolicThrowSpec
     use = "flight"
     description = "launched upwards at an angle; rises, falls and lands"
@@ -38,12 +38,20 @@ class ParabolicThrow(Primitive):
         "ood": {"height_m": Range(1.5, 2.5), "speed_mps": Range(5.0, 6.5), "launch_angle_deg": Range(30.0, 60.0)},
     }
 
+    @staticmethod
+    def _velocity(speed: float, angle_deg: float) -> np.ndarray:
+        a = math.radians(angle_deg)
+        return np.array([speed * math.cos(a), 0.0, speed * math.sin(a)])
+
     def simulate(self, spec: ParabolicThrowSpec) -> Trajectory:
         from newtonbench.generators.simulation import simulate_flight
 
-        a = math.radians(spec.launch_angle_deg)
-        v = np.array([spec.speed_mps * math.cos(a), 0.0, spec.speed_mps * math.sin(a)])
+        v = self._velocity(spec.speed_mps, spec.launch_angle_deg)
         return simulate_flight(spec, np.array([0.0, 0.0, spec.height_m]), v)
+
+    def framing_path(self, params, half_height, t):
+        v = self._velocity(params["speed_mps"], params["launch_angle_deg"])
+        return flight_path((0.0, 0.0, params["height_m"]), v, half_height, t)
 
     def analytic_accel(self, spec, t):
         a = np.zeros((len(t), 3))

@@ -44,7 +44,7 @@ def slope_accel(g: float, angle_deg: float, friction: float, sign: float) -> flo
 @register
 class RampDown(Primitive):
     name = "ramp_down"
-    version = 1
+    version = 2
     spec_cls = RampDownSpec
     use = "ramp"
     description = "released at rest on an incline; slides down against kinetic friction"
@@ -74,6 +74,11 @@ class RampDown(Primitive):
         travel = 0.5 * slope_accel(GRAVITY, spec.ramp_angle_deg, spec.friction, -1.0) * t_end**2
         ramp, start = layout_ramp(spec, math.radians(spec.ramp_angle_deg), -travel, 0.0)
         return simulate_ramp(spec, ramp, start, 0.0, lambda t: self.analytic_accel(spec, t))
+
+    def framing_path(self, params, half_height, t):
+        a = slope_accel(GRAVITY, params["ramp_angle_deg"], params["friction"], -1.0)
+        th = math.radians(params["ramp_angle_deg"])
+        return -0.5 * a * np.asarray(t, float)[:, None] ** 2 * np.array([math.cos(th), 0.0, math.sin(th)])
 
     def analytic_accel(self, spec, t):
         return np.tile(self._accel_vec(spec, spec.gravity), (len(t), 1))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
@@ -45,7 +46,7 @@ def path(g: float, spec: RampUpSpec, t: np.ndarray) -> np.ndarray:
 @register
 class RampUp(Primitive):
     name = "ramp_up"
-    version = 1
+    version = 2
     spec_cls = RampUpSpec
     use = "ramp"
     description = "launched up an incline; decelerates, stops, and slides back down if tan θ > μ"
@@ -64,6 +65,11 @@ class RampUp(Primitive):
         s = path(GRAVITY, spec, t)  # nominal g: the same ramp whatever spec.gravity
         ramp, start = layout_ramp(spec, math.radians(spec.ramp_angle_deg), float(min(s.min(), 0.0)), float(s.max()))
         return simulate_ramp(spec, ramp, start, spec.speed_mps, lambda tt: self.analytic_accel(spec, tt))
+
+    def framing_path(self, params, half_height, t):
+        th = math.radians(params["ramp_angle_deg"])
+        s = path(GRAVITY, SimpleNamespace(**params), np.asarray(t, float))
+        return s[:, None] * np.array([math.cos(th), 0.0, math.sin(th)])
 
     def analytic_accel(self, spec, t):
         th = math.radians(spec.ramp_angle_deg)

@@ -19,7 +19,7 @@ CASES = [(p, d) for p in SCHEMA_PRIMITIVES for d in ("id", "ood")]
 
 def _spec(primitive, distribution, index=0, **kw):
     prim = get_primitive(primitive)
-    obj = "sphere" if prim.use == "flight" else "ball"
+    obj = "sphere" if prim.use == "flight" else "crate"
     rng = clip_rng(7, primitive, "test", distribution, index)
     return sample_spec(primitive, "test", distribution, rng, seed=7, object_name=obj, **kw)
 
@@ -96,7 +96,7 @@ def test_free_fall_lands_at_the_analytic_time():
 
 @pytest.mark.parametrize("primitive", ["ramp_down", "ramp_up"])
 def test_ramp_objects_slide_without_rotating_and_stay_on_the_ramp(primitive):
-    for obj in ("block", "barrel", "ball"):
+    for obj in ("block", "can", "drum", "slab"):
         spec = dataclasses.replace(_spec(primitive, "id"), object=obj)
         traj = get_primitive(primitive).simulate(spec)
         np.testing.assert_allclose(traj.orientation, np.repeat(traj.orientation[:1], len(traj.t), 0), atol=1e-9)
@@ -165,3 +165,42 @@ def test_docs_table_lists_every_range():
         for cell, dist in ((id_cell, "id"), (ood_cell, "ood")):
             for r in get_primitive(name).ranges[dist].values():
                 assert str(r) in cell, (name, dist, str(r), cell)
+
+
+def test_silhouette_fractions_have_their_closed_forms():
+    from newtonbench.generators.objects import silhouette_fraction
+
+    assert silhouette_fraction("sphere") == pytest.approx(1.0)
+    assert silhouette_fraction("cube") == pytest.approx(2 / math.sqrt(math.pi))  # unit square
+    assert silhouette_fraction("brick") == pytest.approx(2 * math.sqrt(0.45 / math.pi))  # 1 x 0.45 face
+    r = 0.25  # capsule 1 tall, 0.5 wide: a 0.5 x 0.5 rectangle between two half discs
+    assert silhouette_fraction("capsule") == pytest.approx(2 * math.sqrt((0.5 * 2 * r + math.pi * r * r) / math.pi))
+    # A rasterised mesh: the soccer ball is a sphere, within the rasteriser's resolution.
+    assert silhouette_fraction("soccer_ball") == pytest.approx(1.0, abs=0.01)
+
+
+def test_object_size_spans_the_drawn_fraction_of_the_framed_view():
+    """free_fall with a sphere, written out by hand: the view is margin * (fall + 2 r) wide (tall path,
+    square image) plus 2 r tan(hfov / 2) (the camera stands r further back), the fall ends with the
+    centre one radius above the floor, and the sphere's diameter is `fraction` of that view."""
+    from newtonbench.generators.sampling import fit_object_size
+    from newtonbench.generators.scenes import FRAME_MARGIN, HFOV_DEG
+
+    m, tan_half, rho = FRAME_MARGIN[1], math.tan(math.radians(HFOV_DEG[1]) / 2), math.sqrt(3) / 2
+    for h, f in ((3.0, 0.1), (1.5, 0.085)):
+        s = fit_object_size("free_fall", {"height_m": h}, "sphere", f, fps=16.0, num_frames=32)
+        fall = h - s / 2  # lands within the clip: sqrt(2 * 3 / 9.81) = 0.78 s < 1.94 s
+        view = m * (fall + 2 * rho * s) + 2 * rho * s * tan_half
+        assert s == pytest.approx(f * view, rel=1e-6)
+    # A longer path, a larger object; a shorter clip (the fall cut at 0.25 s), a smaller one.
+    long = fit_object_size("horizontal_throw", {"height_m": 3.0, "speed_mps": 5.0}, "sphere", 0.1, fps=16.0,
+                           num_frames=32)
+    short = fit_object_size("horizontal_throw", {"height_m": 3.0, "speed_mps": 5.0}, "sphere", 0.1, fps=16.0,
+                            num_frames=5)
+    assert long > s and short < long
+
+
+def test_object_size_ignores_a_counterfactual_gravity():
+    nominal = _spec("horizontal_throw", "ood")
+    low = _spec("horizontal_throw", "ood", gravity=2.0)
+    assert low.object_size_m == nominal.object_size_m and dataclasses.replace(low, gravity=9.81) == nominal

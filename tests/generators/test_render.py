@@ -22,7 +22,7 @@ def sphere_clips(tmp_path_factory):
     renderer = get_renderer("tiny")
     clips = {}
     for p, d in CASES:
-        obj = "ball" if p.startswith("ramp") else "sphere"
+        obj = "crate" if p.startswith("ramp") else "sphere"
         cfg = GenerateConfig(out=out, width=128, height=128, fps=6.0, num_frames=12, object_name=obj)
         clips[(p, d)] = build_clip(cfg, p, "test", d, 3, renderer=renderer)
     return clips
@@ -125,17 +125,35 @@ def test_egl_renderer_agrees_with_the_camera_where_available(sphere_clips):
 
 
 @pytest.mark.parametrize("primitive", PRIMITIVES)
-def test_every_object_of_every_pool_stays_in_view(tmp_path, primitive):
-    """Clips drawn from the pools (all objects, ID and OOD): the object is visible in every frame.
-    128 px, not 64: an OOD throw spans ~6 m, where a 0.15 m ball made of sub-pixel triangles
-    vanishes at 64 px (TinyRenderer drops them); `visible` records that honestly."""
+def test_every_object_stays_in_view_and_spans_a_sixteenth_of_the_width(tmp_path, primitive):
+    """Clips drawn from the pools (all objects, ID and OOD) at the default 256 px width: the object
+    is in view in every frame, never cut by the border, and its mask's equivalent diameter
+    2 sqrt(area / pi) is at least 1/16 of the width (16 px) in the first frame and every other one,
+    which mask-based scoring needs. 9 frames at 4 fps span the default clip's 2 s, so the paths,
+    and the views that frame them, are the full-length ones."""
     renderer = get_renderer("tiny")
-    cfg = GenerateConfig(out=tmp_path, width=128, height=128, fps=4.0, num_frames=8)
+    cfg = GenerateConfig(out=tmp_path, width=256, height=256, fps=4.0, num_frames=9)
     seen = set()
     for split, dist in (("train", "id"), ("test", "id"), ("test", "ood")):
-        for i in range(5):
+        for i in range(6):
             clip = build_clip(cfg, primitive, split, dist, i, renderer=renderer)
             seen.add(clip.spec.object)
+            m = clip.masks.astype(bool)
             assert all(clip.trajectory_rows["visible"]), clip.clip_id
-            assert clip.masks.reshape(len(clip.masks), -1).sum(1).min() >= 2, clip.clip_id
+            assert not (m[:, 0].any() or m[:, -1].any() or m[:, :, 0].any() or m[:, :, -1].any()), clip.clip_id
+            diameter = 2 * np.sqrt(m.sum(axis=(1, 2)) / np.pi)
+            assert diameter.min() >= 256 / 16, (clip.clip_id, clip.spec.object, diameter.round(1).tolist())
     assert len(seen) >= 4
+
+
+def test_object_size_m_is_the_drawn_size(sphere_clips):
+    """A sphere of diameter `object_size_m` at distance D from the camera has a silhouette of radius
+    f R / sqrt(D^2 - R^2) pixels: the stored size is the one on screen, whatever the sizing chose."""
+    for p in ("free_fall", "horizontal_throw", "parabolic_throw"):
+        for d in ("id", "ood"):
+            clip = sphere_clips[(p, d)]
+            r = clip.spec.object_size_m / 2
+            depth = clip.camera.to_camera(clip.trajectory.position[:1])[0, 2]
+            expected = 2 * clip.camera.fx * r / np.sqrt(depth**2 - r**2)
+            measured = 2 * np.sqrt(clip.masks[0].sum() / np.pi)
+            assert measured == pytest.approx(expected, rel=0.05), (p, d)
