@@ -212,17 +212,26 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
     # scene that the video codec smeared (a 1-px line across the image) has none, however long.
-    comp = _object_components(cand.cpu().numpy())
-    obj = cand & torch.from_numpy(comp).to(frames.device)
-    # Close 1-px holes and notches where the object's texture matches the scene behind it (within
-    # the region the object visits: the rest of the frame has nothing to close).
+    # Components only where candidates are (a clean video's candidates are the object alone).
+    obj = torch.zeros_like(cand)
+    rows, cols = cand.any(0).any(1).nonzero().flatten(), cand.any(0).any(0).nonzero().flatten()
+    if len(rows):
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        sub = cand[:, y0:y1, x0:x1]
+        comp = torch.from_numpy(_object_components(sub.cpu().numpy())).to(frames.device)
+        obj[:, y0:y1, x0:x1] = sub & comp
+    # Within the region the object visits: keeping only pixels within 2 px of the object's body
+    # (its 3x3-eroded core) drops 1-2 px threads that joined the object
+    # (a ramp's edge, smeared differently by the codec in video and plate, touches a sliding box);
+    # a closing then fills 1-px holes and notches where the object's texture matches the scene.
     rows, cols = obj.any(0).any(1).nonzero().flatten(), obj.any(0).any(0).nonzero().flatten()
     if len(rows):
         h, w = obj.shape[-2:]
         y0, y1 = max(0, int(rows[0]) - 2), min(h, int(rows[-1]) + 3)
         x0, x1 = max(0, int(cols[0]) - 2), min(w, int(cols[-1]) + 3)
         roi = obj[:, y0:y1, x0:x1]
-        obj[:, y0:y1, x0:x1] = erode(dilate(roi)) | roi
+        opened = dilate(erode(roi), 5) & roi  # pixels within 2 px of the object's body
+        obj[:, y0:y1, x0:x1] = erode(dilate(opened)) | opened
     return obj
 
 
