@@ -44,6 +44,7 @@ class Conditioning:
     guidance_scale: float
     prompt_embeds: object  # torch.Tensor
     negative_prompt_embeds: object | None = None
+    prompt_attention_mask: object | None = None  # LTX: text padding mask ([negative; positive] with CFG)
     image_embeds: object | None = None  # Wan 2.1: CLIP image tokens
     image_latents: object | None = None  # Wan: mask + first-frame latents; CogVideoX: padded image latents
     rotary: object | None = None  # CogVideoX: 3D RoPE (cos, sin)
@@ -151,7 +152,7 @@ class VideoFamily:
     def initial_latents(self, pipe, cond: Conditioning, generator=None):
         raise NotImplementedError
 
-    def set_timesteps(self, pipe, num_inference_steps: int):
+    def set_timesteps(self, pipe, num_inference_steps: int, cond: Conditioning):
         pipe.scheduler.set_timesteps(num_inference_steps, device=pipe.transformer.device)
         return pipe.scheduler.timesteps
 
@@ -186,15 +187,15 @@ class VideoFamily:
         import torch
 
         latents = self.initial_latents(pipe, cond, generator)
-        timesteps = self.set_timesteps(pipe, num_inference_steps)
+        timesteps = self.set_timesteps(pipe, num_inference_steps, cond)
         first_grad = len(timesteps) - backprop_steps
         state: dict = {}
         for i, t in enumerate(timesteps):
             with torch.set_grad_enabled(backprop_steps > 0 and i >= first_grad and torch.is_grad_enabled()):
                 latents = self.step(pipe, nets, latents, t, i, timesteps, cond, state)
-        return self.finalize(pipe, latents, cond)
+        return self.finalize(pipe, latents, cond, generator)
 
-    def finalize(self, pipe, latents, cond: Conditioning):
+    def finalize(self, pipe, latents, cond: Conditioning, generator=None):
         """What the pipeline does to the latents after its loop, before decoding."""
         return latents
 
@@ -379,7 +380,7 @@ class WanFamily(VideoFamily):
         t = t.reshape(-1, 1) if torch.is_tensor(t) and t.ndim else t
         return x, (tokens[None] * t).expand(b, -1)
 
-    def finalize(self, pipe, latents, cond):
+    def finalize(self, pipe, latents, cond, generator=None):
         if cond.first_frame_mask is None:
             return latents
         return (1 - cond.first_frame_mask) * cond.image_latents + cond.first_frame_mask * latents
@@ -630,8 +631,193 @@ class CogVideoXFamily(VideoFamily):
         return self.encode(pipe, first_frames, prompts, num_frames, 1.0, generator, image_noise=noise)
 
 
+class LTXFamily(VideoFamily):
+    """LTX-Video image-to-video: flow matching on packed latent tokens; the first latent frame is the
+    clean image latent (timestep 0 through a per-token conditioning mask) and is never denoised."""
+
+    name = "ltx"
+    pipeline_class = "LTXImageToVideoPipeline"
+    description = "LTX-Video image-to-video (LTXImageToVideoPipeline)"
+    default_guidance = 3.0  # the pipeline's default
+    temporal_factor = 8  # LTX's VAE compresses time by 8: valid frame counts are 8k+1
+    max_sequence_length = 128  # the pipeline's default
+    frame_rate = 25  # the pipeline's default; it scales the temporal RoPE
+
+    def spatial_multiple(self, pipe):
+        return pipe.vae_spatial_compression_ratio * pipe.transformer_spatial_patch_size
+
+    def _grid(self, pipe, cond):
+        return (
+            (cond.num_frames - 1) // pipe.vae_temporal_compression_ratio + 1,
+            cond.height // pipe.vae_spatial_compression_ratio,
+            cond.width // pipe.vae_spatial_compression_ratio,
+        )
+
+    def _unpack(self, pipe, x, cond):
+        f, h, w = self._grid(pipe, cond)
+        return pipe._unpack_latents(
+            x, f, h, w, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+        )
+
+    def _pack(self, pipe, x):
+        return pipe._pack_latents(
+            x, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+        )
+
+    def _mu(self, pipe, cond) -> float:
+        from diffusers.pipelines.ltx.pipeline_ltx_image2video import calculate_shift
+
+        f, h, w = self._grid(pipe, cond)
+        c = pipe.scheduler.config
+        return calculate_shift(
+            f * h * w,
+            c.get("base_image_seq_len", 256),
+            c.get("max_image_seq_len", 4096),
+            c.get("base_shift", 0.5),
+            c.get("max_shift", 1.15),
+        )
+
+    def encode(self, pipe, first_frames, prompts, num_frames, guidance_scale, generator=None):
+        import torch
+
+        self.check_frames(num_frames)
+        device = self._device(pipe)
+        b, _, h, w = first_frames.shape
+        cfg = guidance_scale > 1.0
+        with torch.no_grad():
+            pe, pm, npe, npm = pipe.encode_prompt(
+                prompt=list(prompts),
+                negative_prompt=[""] * b if cfg else None,
+                do_classifier_free_guidance=cfg,
+                num_videos_per_prompt=1,
+                max_sequence_length=self.max_sequence_length,
+                device=device,
+            )
+            # The pipeline's prepare_latents encodes the image and draws the noise in one go (same
+            # generator order), so the initial latents are made here.
+            image = (first_frames.to(device) * 2 - 1).to(pe.dtype)
+            latents, mask = pipe.prepare_latents(
+                image,
+                b,
+                pipe.transformer.config.in_channels,
+                h,
+                w,
+                num_frames,
+                torch.float32,
+                device,
+                generator,
+                None,
+            )
+        return Conditioning(
+            batch_size=b,
+            height=h,
+            width=w,
+            num_frames=num_frames,
+            guidance_scale=guidance_scale,
+            prompt_embeds=pe,
+            negative_prompt_embeds=npe,
+            prompt_attention_mask=torch.cat([npm, pm]) if cfg else pm,
+            image_latents=latents,
+            first_frame_mask=mask,
+        )
+
+    def initial_latents(self, pipe, cond, generator=None):
+        return cond.image_latents
+
+    def set_timesteps(self, pipe, num_inference_steps, cond):
+        import numpy as np
+
+        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        pipe.scheduler.set_timesteps(sigmas=sigmas, device=self._device(pipe), mu=self._mu(pipe, cond))
+        return pipe.scheduler.timesteps
+
+    def _predict(self, net, x, timestep, embeds, attention_mask, cond, pipe):
+        f, h, w = self._grid(pipe, cond)
+        rope = (
+            pipe.vae_temporal_compression_ratio / self.frame_rate,
+            pipe.vae_spatial_compression_ratio,
+            pipe.vae_spatial_compression_ratio,
+        )
+        return net(
+            hidden_states=x.to(embeds.dtype),
+            encoder_hidden_states=embeds,
+            timestep=timestep,
+            encoder_attention_mask=attention_mask,
+            num_frames=f,
+            height=h,
+            width=w,
+            rope_interpolation_scale=rope,
+            return_dict=False,
+        )[0].float()
+
+    def step(self, pipe, nets, latents, t, i, timesteps, cond, state):
+        import torch
+
+        x = torch.cat([latents] * 2) if cond.cfg else latents
+        mask = torch.cat([cond.first_frame_mask] * 2) if cond.cfg else cond.first_frame_mask
+        embeds = (
+            torch.cat([cond.negative_prompt_embeds, cond.prompt_embeds]) if cond.cfg else cond.prompt_embeds
+        )
+        timestep = t.expand(x.shape[0]).unsqueeze(-1) * (1 - mask)
+        pred = self._predict(nets[0], x, timestep, embeds, cond.prompt_attention_mask, cond, pipe)
+        if cond.cfg:
+            uncond, text = pred.chunk(2)
+            pred = uncond + cond.guidance_scale * (text - uncond)
+        # The scheduler steps every latent frame but the first (the clean image), on unpacked latents.
+        pred, lat = self._unpack(pipe, pred, cond), self._unpack(pipe, latents, cond)
+        stepped = pipe.scheduler.step(pred[:, :, 1:], t, lat[:, :, 1:], return_dict=False)[0]
+        return self._pack(pipe, torch.cat([lat[:, :, :1], stepped.float()], dim=2))
+
+    def finalize(self, pipe, latents, cond, generator=None):
+        z = self._unpack(pipe, latents, cond)
+        z = pipe._denormalize_latents(
+            z, pipe.vae.latents_mean, pipe.vae.latents_std, pipe.vae.config.scaling_factor
+        )
+        z = z.to(cond.prompt_embeds.dtype)
+        if pipe.vae.config.timestep_conditioning:
+            # The pipeline's decode noise at its defaults (decode_timestep = decode_noise_scale = 0): drawn, unused.
+            _randn(z.shape, generator, z.device, z.dtype)
+        return z
+
+    def decode(self, pipe, latents):
+        import torch
+
+        timestep = None
+        if pipe.vae.config.timestep_conditioning:
+            timestep = torch.zeros(latents.shape[0], device=latents.device, dtype=latents.dtype)
+        video = pipe.vae.decode(latents.to(pipe.vae.dtype), timestep, return_dict=False)[0]
+        return (video.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
+
+    def sft_loss(self, pipe, nets, video, cond, generator=None, shared_generator=None):
+        import math
+
+        import torch
+
+        device = self._device(pipe)
+        b = video.shape[0]
+        with torch.no_grad():
+            clip = (video.permute(0, 2, 1, 3, 4).to(device) * 2 - 1).to(pipe.vae.dtype)
+            lat = pipe.vae.encode(clip).latent_dist.sample(generator)
+            lat = pipe._normalize_latents(lat, pipe.vae.latents_mean, pipe.vae.latents_std)
+            x0 = self._pack(pipe, lat.float())
+        noise = _randn(x0.shape, generator, device, torch.float32)
+        # Logit-normal sigmas, shifted like the sampler's (exponential shift at this sequence length).
+        u = torch.sigmoid(_randn((b,), generator, device, torch.float32))
+        mu = self._mu(pipe, cond)
+        sigma = math.exp(mu) / (math.exp(mu) + (1 / u - 1))
+        mask = cond.first_frame_mask.unsqueeze(-1)  # [B, S, 1]: 1 on the clean first latent frame
+        noisy = mask * x0 + (1 - mask) * ((1 - sigma.view(b, 1, 1)) * x0 + sigma.view(b, 1, 1) * noise)
+        timestep = (sigma * 1000).unsqueeze(-1) * (1 - cond.first_frame_mask)
+        pred = self._predict(
+            nets[0], noisy, timestep, cond.prompt_embeds, cond.prompt_attention_mask, cond, pipe
+        )
+        keep = (1 - mask).expand_as(pred)
+        return ((pred - (noise - x0)) ** 2 * keep).sum() / keep.sum()
+
+
 FAMILIES.register("wan", WanFamily())
 FAMILIES.register("cogvideox", CogVideoXFamily())
+FAMILIES.register("ltx", LTXFamily())
 
 
 def supported() -> str:

@@ -100,7 +100,7 @@ def sample(config: SampleConfig) -> dict:
             num_frames=frames,
             num_inference_steps=config.inference_steps,
             guidance_scale=guidance,
-            generator=torch.Generator().manual_seed(clip_seed(config.seed, cid)),
+            generator=torch.Generator(device).manual_seed(clip_seed(config.seed, cid)),
             output_type="pt",
             **family.call_kwargs(pipe),
         ).frames  # [1, T, 3, h, w] in [0, 1]

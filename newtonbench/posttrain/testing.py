@@ -255,7 +255,61 @@ def build_tiny_cogvideox(folder: str | Path, size: int = 32) -> Path:
     return Path(folder)
 
 
-TINY_BUILDERS = {"wan": build_tiny_wan, "cogvideox": build_tiny_cogvideox}
+def build_tiny_ltx(folder: str | Path, size: int = 32) -> Path:
+    """LTX-Video image-to-video, as diffusers' fast test of LTXImageToVideoPipeline."""
+    import torch
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXImageToVideoPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4,
+        upsample_factor=(1,) * 4,
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    pipe = LTXImageToVideoPipeline(
+        tokenizer=tok,
+        text_encoder=tiny_text_encoder(len(tok)),
+        vae=vae,
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
+    pipe.save_pretrained(str(folder))
+    return Path(folder)
+
+
+TINY_BUILDERS = {"wan": build_tiny_wan, "cogvideox": build_tiny_cogvideox, "ltx": build_tiny_ltx}
 
 
 def write_tiny_bench(

@@ -13,8 +13,15 @@ VARIANTS = {
     "wan2.2": functools.partial(testing.build_tiny_wan, kind="2.2-a14b"),
     "wan2.2-ti2v": functools.partial(testing.build_tiny_wan, kind="2.2-ti2v"),
     "cogvideox": testing.build_tiny_cogvideox,
+    "ltx": testing.build_tiny_ltx,
 }
-VARIANT_FAMILY = {"wan2.1": "wan", "wan2.2": "wan", "wan2.2-ti2v": "wan", "cogvideox": "cogvideox"}
+VARIANT_FAMILY = {
+    "wan2.1": "wan",
+    "wan2.2": "wan",
+    "wan2.2-ti2v": "wan",
+    "cogvideox": "cogvideox",
+    "ltx": "ltx",
+}
 
 
 def cli_ok(result) -> None:
