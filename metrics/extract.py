@@ -9,8 +9,9 @@ first-frame mask and its appearance there. Three extractors:
   like the plate, unless it differs from the plate by a lot); the object is the 8-connected
   component (fragments within 2 px joined) with the most pixels surviving a 3x3 erosion.
 - ``self``: the same, with the background built from the generated video itself (per-pixel temporal
-  median), for models that do not keep the conditioning frame's scene exactly. An object that never
-  moves is part of that median and is not found: use ``plate`` for such models.
+  median over the frames where the pixel does not look like the object), for models that do not
+  keep the conditioning frame's scene exactly. An object that never moves is part of that background
+  and is not found: use ``plate`` for such models.
 - ``sam2``: SAM 2's video predictor seeded with the first-frame mask (``pip install
   'newtonbench[sam2]'`` and a local checkpoint). Prefer it when generated videos repaint the scene
   (camera motion, strong texture drift) so that no plate applies.
@@ -183,6 +184,25 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     return Extraction(masks, centroids, valid, area)
 
 
+def _self_background(frames: Tensor, first_mask: Tensor, colours: int = 16, near: float = 0.12) -> Tensor:
+    """The scene without the object, from the generated video itself: per pixel, the temporal
+    median over the frames where that pixel does not look like the object (its colour is farther
+    than `near` from all of `colours` object colours sampled in the first frame).
+
+    A plain temporal median fails where the object rests for most of the clip (a landed ball):
+    the object would become background there, and the falling object's mask would be cut as it
+    arrives. Pixels that look like the object in every frame fall back to the plain median.
+    """
+    n, c, h, w = frames.shape
+    pal = _palette(frames[0], first_mask.to(torch.bool).to(frames.device), colours)
+    if pal.shape[0] == 0:
+        return frames.median(0).values
+    dist = torch.cdist(frames.permute(0, 2, 3, 1).reshape(1, -1, c), pal[None]).amin(-1).reshape(n, 1, h, w)
+    masked = frames.masked_fill(dist < near, float("nan"))
+    bg = torch.nanmedian(masked, 0).values
+    return torch.where(torch.isnan(bg), frames.median(0).values, bg)
+
+
 def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, background: Tensor | None,
                  config: ExtractConfig) -> Tensor:
     if config.mode == "plate":
@@ -190,7 +210,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
             raise InvalidValueError("extractor 'plate' needs the clip's background plate; allowed: --extractor self")
         bg = background.to(frames)
     else:
-        bg = frames.median(0).values
+        bg = _self_background(frames, first_mask)
     corrected = _drift_correct(frames, bg)
     d = torch.linalg.vector_norm(corrected - bg, dim=1)  # [N, H, W]
     sigma = 1.4826 * d[:, ::4, ::4].flatten(1).median(-1).values
