@@ -1,6 +1,7 @@
 """Post-training cost (`make bench`).
 
-- The reward kernels' share of one reward-mode step on the tiny test models at posttrain's default 20
+- The reward kernels' share of one reward-mode step on the tiny test models (Wan 2.1, CogVideoX,
+  LTX-Video) at posttrain's default 20
   denoising steps (target: < 10%), and at 4 steps as a stress case: a step
   is sample (all denoising steps, the last K with gradients) + VAE decode + reward + backward + AdamW,
   i.e. the named baseline, one full step, measured in the same run; the reward part is the reward's
@@ -60,9 +61,7 @@ def measure(
     torch.set_num_threads(1)
     root = Path(root)
     bench = testing.write_tiny_bench(root / "bench", size=size, frames=frames, clips=1, splits=("train",))
-    model = (testing.build_tiny_wan if family_variant == "wan" else testing.build_tiny_cogvideox)(
-        root / family_variant, size=size
-    )
+    model = testing.TINY_BUILDERS[family_variant](root / family_variant, size=size)
     family = detect_family(model)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     pipe = family.load(model, dtype).to(device)
@@ -184,7 +183,7 @@ def run() -> dict:
         "baseline": "one full reward-mode step (sample + decode + reward + backward + AdamW), same run",
     }
     # At posttrain's default 20 denoising steps (the target), and at 4 (a cheap-sampling stress case).
-    for variant in ("wan", "cogvideox"):
+    for variant in ("wan", "cogvideox", "ltx"):
         for steps in (20, 4):
             r = _subprocess(variant, 32, 9, 5, "cpu", steps)
             out[f"cpu_tiny_{variant}_32x32x9_{steps}steps"] = r
