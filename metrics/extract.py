@@ -184,17 +184,20 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     return Extraction(masks, centroids, valid, area)
 
 
-def _self_background(frames: Tensor, first_mask: Tensor, colours: int = 16, near: float = 0.12) -> Tensor:
+def _self_background(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, colours: int = 16,
+                     near: float = 0.12) -> Tensor:
     """The scene without the object, from the generated video itself: per pixel, the temporal
     median over the frames where that pixel does not look like the object (its colour is farther
-    than `near` from all of `colours` object colours sampled in the first frame).
+    than `near` from all of `colours` object colours sampled in the benchmark's first frame: the
+    generated one may show the object elsewhere, and its colours there would be the scene's).
 
     A plain temporal median fails where the object rests for most of the clip (a landed ball):
     the object would become background there, and the falling object's mask would be cut as it
     arrives. Pixels that look like the object in every frame fall back to the plain median.
     """
     n, c, h, w = frames.shape
-    pal = _palette(frames[0], first_mask.to(torch.bool).to(frames.device), colours)
+    source = first_frame.to(frames) if first_frame is not None else frames[0]
+    pal = _palette(source, first_mask.to(torch.bool).to(frames.device), colours)
     if pal.shape[0] == 0:
         return frames.median(0).values
     dist = torch.cdist(frames.permute(0, 2, 3, 1).reshape(1, -1, c), pal[None]).amin(-1).reshape(n, 1, h, w)
@@ -210,16 +213,16 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
             raise InvalidValueError("extractor 'plate' needs the clip's background plate; allowed: --extractor self")
         bg = background.to(frames)
     else:
-        bg = _self_background(frames, first_mask)
+        bg = _self_background(frames, first_mask, first_frame)
     corrected = _drift_correct(frames, bg)
     d = torch.linalg.vector_norm(corrected - bg, dim=1)  # [N, H, W]
     sigma = 1.4826 * d[:, ::4, ::4].flatten(1).median(-1).values
     thr = torch.clamp(config.noise_k * sigma, min=config.threshold)[:, None, None]
     cand = d > thr
-    # The object's colours, in the background's colour space: from the benchmark's first frame
-    # against its own plate, or from the generated first frame when the plate is the video's own.
+    # The object's colours: from the benchmark's first frame (the generated first frame may show the
+    # object elsewhere; small colour drift between the two is what `strong` and the gate tolerate).
     fm = first_mask.to(torch.bool).to(frames.device)
-    source = first_frame.to(frames) if (config.mode == "plate" and first_frame is not None) else corrected[0]
+    source = first_frame.to(frames) if first_frame is not None else corrected[0]
     pal = _palette(source, fm, config.palette_size)
     if pal.shape[0]:
         pix = corrected.permute(0, 2, 3, 1)[cand]  # [M, 3]
