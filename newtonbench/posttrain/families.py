@@ -7,7 +7,7 @@ Each family is one adapter class that knows its pipeline's conventions, copied f
 - one denoising step (classifier-free guidance and the scheduler's step), written WITHOUT
   `torch.no_grad` so that reward fine-tuning can backpropagate through the last K steps (DRaFT-K);
 - VAE decoding to frames in [0, 1];
-- the supervised loss of the model: flow matching for Wan, v-prediction DDPM for CogVideoX.
+- the supervised loss of the model: flow matching for Wan and LTX-Video, v-prediction DDPM for CogVideoX.
 
 Adding a family = one class registered in FAMILIES; the tests iterate the registry.
 """
@@ -46,10 +46,14 @@ class Conditioning:
     negative_prompt_embeds: object | None = None
     prompt_attention_mask: object | None = None  # LTX: text padding mask ([negative; positive] with CFG)
     image_embeds: object | None = None  # Wan 2.1: CLIP image tokens
-    image_latents: object | None = None  # Wan: mask + first-frame latents; CogVideoX: padded image latents
+    # Wan I2V: mask + first-frame latents; Wan TI2V: the image latent; CogVideoX: padded image latents;
+    # LTX: the packed initial latents (image latent first, then noise), drawn with the image encoding.
+    image_latents: object | None = None
     rotary: object | None = None  # CogVideoX: 3D RoPE (cos, sin)
-    ofs: object | None = None  # CogVideoX 1.5: ofs embedding input
-    first_frame_mask: object | None = None  # Wan 2.2 TI2V: 0 on the (clean) first latent frame, 1 elsewhere
+    ofs: object | None = None  # CogVideoX: ofs embedding input when the transformer has one
+    # Wan 2.2 TI2V: 0 on the (clean) first latent frame, 1 elsewhere, [1, 1, F, h, w];
+    # LTX: the pipeline's packed conditioning mask, 1 on the first latent frame's tokens, [B, S].
+    first_frame_mask: object | None = None
 
     @property
     def cfg(self) -> bool:
@@ -163,6 +167,10 @@ class VideoFamily:
     def decode(self, pipe, latents):
         """Latents -> frames float [B, T, 3, H, W] in [0, 1]; differentiable."""
         raise NotImplementedError
+
+    def sft_conditioning(self, pipe, first_frames, prompts, num_frames: int, generator=None) -> Conditioning:
+        """Conditioning for the supervised loss (no classifier-free guidance)."""
+        return self.encode(pipe, first_frames, prompts, num_frames, 1.0, generator)
 
     def sft_loss(self, pipe, nets, video, cond: Conditioning, generator=None, shared_generator=None):
         """The model's own denoising loss on a clip (video: float [B, T, 3, H, W] in [0, 1]).

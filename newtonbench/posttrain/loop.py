@@ -188,11 +188,8 @@ def init_from(family: VideoFamily, pipe, nets, config: TrainConfig) -> Path:
 # --- one training step ------------------------------------------------------------------------------
 def sft_step(family, pipe, nets, batch, config, num_frames, generator, shared_generator=None) -> tuple:
     """The model's own denoising loss on a batch of train clips. Returns (loss, logs)."""
-    first, prompts = batch["first_frame"], list(batch["prompt"])
-    if hasattr(family, "sft_conditioning"):  # CogVideoX trains with a noised first frame
-        cond = family.sft_conditioning(pipe, first, prompts, num_frames, generator)
-    else:
-        cond = family.encode(pipe, first, prompts, num_frames, 1.0, generator)
+    # (CogVideoX's conditioning noises the first frame, as diffusers' training script does.)
+    cond = family.sft_conditioning(pipe, batch["first_frame"], list(batch["prompt"]), num_frames, generator)
     loss = family.sft_loss(pipe, nets, batch["video"][:, :num_frames], cond, generator, shared_generator)
     return loss, {}
 

@@ -92,7 +92,7 @@ def test_sft_loss_is_finite_and_trains_only_lora(variant, tiny_model, bench):
     h, w = fam.resolution(pipe, 32, 32)
     item = BenchClips(open_dataset(bench), h, w, 9)[0]
     gen = torch.Generator().manual_seed(0)
-    cond = fam.encode(pipe, item["first_frame"][None], [item["prompt"]], 9, 1.0, gen)
+    cond = fam.sft_conditioning(pipe, item["first_frame"][None], [item["prompt"]], 9, gen)
     loss = fam.sft_loss(pipe, nets, item["video"][None], cond, gen)
     assert torch.isfinite(loss) and loss.item() > 0
     loss.backward()
