@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-N_CLIPS = int(os.environ.get("NB_BENCH_SCORE_CLIPS", "4"))  # per primitive: 5 N clips, then 10 N
-FLOW_CLIPS = int(os.environ.get("NB_BENCH_SCORE_FLOW_CLIPS", "5"))
+N_CLIPS = int(os.environ.get("NB_BENCH_SCORE_CLIPS", "8"))  # per primitive: 5 N clips, then 10 N
+FLOW_CLIPS = int(os.environ.get("NB_BENCH_SCORE_FLOW_CLIPS", "10"))
 
 _DECODE = r"""
 import json, os, resource, sys, time
