@@ -95,11 +95,11 @@ def to_float_frames(frames: np.ndarray | Tensor, size: tuple[int, int], device: 
     return x
 
 
-def _drift_correct(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> Tensor:
-    """Undo per-frame, per-channel gain/offset drift: fit frame = g bg + o on background pixels.
+def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> tuple[Tensor, Tensor]:
+    """Per-frame, per-channel gain/offset drift: fit frame = g bg + o on background pixels.
 
-    The fit runs on every `stride`-th pixel in each direction (thousands of pixels fix two numbers
-    per channel); the correction is then applied to the whole frame once.
+    Returns (g, o), each [N, C, 1, 1]. The fit runs on every `stride`-th pixel in each direction
+    (thousands of pixels fix two numbers per channel).
     """
     n, c = frames.shape[:2]
     f = frames[..., ::stride, ::stride].reshape(n, c, -1)
@@ -120,7 +120,13 @@ def _drift_correct(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) 
         sigma = 1.4826 * d.median(-1, keepdim=True).values
         # The object (and anything else that moved) drops out of the next fit.
         w = (d <= torch.maximum(3 * sigma, torch.full_like(sigma, 0.03))).to(f.dtype)
-    return (frames - o.unsqueeze(-1)) / g.unsqueeze(-1)
+    return g.unsqueeze(-1), o.unsqueeze(-1)
+
+
+def _drift_correct(frames: Tensor, bg: Tensor) -> Tensor:
+    """Frames mapped into the background's colour space: (frame - o) / g."""
+    g, o = _drift_fit(frames, bg)
+    return (frames - o).div_(g)
 
 
 def _object_components(cand: np.ndarray) -> np.ndarray:
@@ -214,23 +220,27 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
         bg = background.to(frames)
     else:
         bg = _self_background(frames, first_mask, first_frame)
-    corrected = _drift_correct(frames, bg)
-    d = torch.linalg.vector_norm(corrected - bg, dim=1)  # [N, H, W]
+    # diff = (frame - o) / g - bg, the drift-corrected difference, in place: every full-size
+    # allocation of a clip costs page faults, which dominated this step.
+    g, o = _drift_fit(frames, bg)
+    diff = (frames - o).div_(g).sub_(bg)
+    d = torch.linalg.vector_norm(diff, dim=1)  # [N, H, W]
     sigma = 1.4826 * d[:, ::4, ::4].flatten(1).median(-1).values
     thr = torch.clamp(config.noise_k * sigma, min=config.threshold)[:, None, None]
     cand = d > thr
     # The object's colours: from the benchmark's first frame (the generated first frame may show the
     # object elsewhere; small colour drift between the two is what `strong` and the gate tolerate).
     fm = first_mask.to(torch.bool).to(frames.device)
-    source = first_frame.to(frames) if first_frame is not None else corrected[0]
+    source = first_frame.to(frames) if first_frame is not None else diff[0] + bg
     pal = _palette(source, fm, config.palette_size)
     if pal.shape[0]:
-        pix = corrected.permute(0, 2, 3, 1)[cand]  # [M, 3]
+        k, y, x = cand.nonzero(as_tuple=True)
+        pix = diff[k, :, y, x] + bg[:, y, x].T  # [M, 3] corrected colours of the candidates
+        d_here = d[k, y, x]
         d_obj = torch.cdist(pix, pal).amin(-1) if pix.shape[0] else pix.new_zeros(0)
-        keep = (d_obj < d[cand]) | (d[cand] > config.strong)
-        gated = torch.zeros_like(cand)
-        gated[cand] = keep
-        cand = gated
+        keep = (d_obj < d_here) | (d_here > config.strong)
+        cand = torch.zeros_like(cand)
+        cand[k[keep], y[keep], x[keep]] = True
     # An object that resembles the scene behind it (a yellow ball on a brown floor) breaks into
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
