@@ -87,8 +87,9 @@ def to_float_frames(frames: np.ndarray | Tensor, size: tuple[int, int], device: 
     (half-pixel-centre convention, antialiased when shrinking), so the pixel (u, v) of a generated
     frame lands on (u W / w, v H / h) up to the half-pixel offset.
     """
-    x = torch.as_tensor(frames).to(device)
-    x = x.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    # Convert in the decoder's [N, H, W, 3] layout and view it as [N, 3, H, W] (channels-last
+    # strides): no transposing copy of the clip.
+    x = torch.as_tensor(frames).to(device).to(torch.float32).div_(255.0).permute(0, 3, 1, 2)
     h, w = size
     if tuple(x.shape[-2:]) != (h, w):
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
