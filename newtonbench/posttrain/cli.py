@@ -24,6 +24,16 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
     return out
 
 
+# Options shared by `posttrain` and `sample`, defined once.
+_height = click.option(
+    "--height", type=click.IntRange(16, 4096), default=None, help="[default: the bench's, on the model's grid]"
+)
+_width = click.option(
+    "--width", type=click.IntRange(16, 4096), default=None, help="[default: the bench's, on the model's grid]"
+)
+_device = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+
+
 @click.command("posttrain")
 @click.option(
     "--model",
@@ -81,15 +91,8 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
     help="Clips per process per micro-batch.",
 )
 @click.option("--gradient-accumulation", type=click.IntRange(1), default=1, show_default=True)
-@click.option(
-    "--height",
-    type=click.IntRange(16, 4096),
-    default=None,
-    help="[default: the bench's, on the model's grid]",
-)
-@click.option(
-    "--width", type=click.IntRange(16, 4096), default=None, help="[default: the bench's, on the model's grid]"
-)
+@_height
+@_width
 @click.option(
     "--frames",
     type=click.IntRange(1, 1024),
@@ -119,7 +122,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 )
 @click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True, show_default=True)
 @click.option(
     "--checkpointing-steps",
@@ -234,17 +237,10 @@ def posttrain(
 @click.option(
     "--guidance-scale", type=click.FloatRange(1.0, 50.0), default=None, help="[default: the family's]"
 )
-@click.option(
-    "--height",
-    type=click.IntRange(16, 4096),
-    default=None,
-    help="[default: the bench's, on the model's grid]",
-)
-@click.option(
-    "--width", type=click.IntRange(16, 4096), default=None, help="[default: the bench's, on the model's grid]"
-)
+@_height
+@_width
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device
 def sample(
     model,
     lora,
