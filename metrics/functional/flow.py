@@ -62,11 +62,40 @@ def estimate_flow(frames: Tensor, method: str = "lk", **kw) -> Tensor:
 # Weight-free pyramidal Lucas-Kanade
 
 
+def _window_sum(x: Tensor, size: int, n: int, dim: int) -> Tensor:
+    """Sums of ``size`` consecutive entries along ``dim`` (length ``n + size - 1`` -> ``n``).
+
+    Built by doubling (runs of 1, 2, 4, ... entries, combined by the binary digits of ``size``): about
+    log2(size) + popcount(size) adds of whole tensors. Measured on one CPU thread this is ~8x faster than
+    ``avg_pool2d`` (whose CPU kernel loops over the full size x size window per output pixel) and than a
+    grouped conv2d, forward and backward, and it is exact up to float rounding.
+    """
+    runs = {1: x}
+    k = 1
+    while 2 * k <= size:
+        r = runs[k]
+        length = r.shape[dim] - k
+        runs[2 * k] = r.narrow(dim, 0, length) + r.narrow(dim, k, length)
+        k *= 2
+    out, offset = None, 0
+    while k:
+        if size & k:
+            part = runs[k].narrow(dim, offset, n)
+            out = part if out is None else out + part
+            offset += k
+        k //= 2
+    return out
+
+
 def _box(x: Tensor, size: int) -> Tensor:
     """Mean over a size x size window (odd size), replicate padding; same spatial shape."""
+    if size == 1:
+        return x
     r = size // 2
-    # avg_pool2d is several times faster on CPU than a depthwise (grouped) conv2d of the same support.
-    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), size, stride=1)
+    h, w = x.shape[-2:]
+    p = F.pad(x, (r, r, r, r), mode="replicate")
+    # Separable: window sums along u, then along v.
+    return _window_sum(_window_sum(p, size, w, -1), size, h, -2) * (1.0 / (size * size))
 
 
 def _downsample(x: Tensor) -> Tensor:
@@ -75,14 +104,6 @@ def _downsample(x: Tensor) -> Tensor:
     if h % 2 or w % 2:
         x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
     return F.avg_pool2d(x, 2)
-
-
-def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Central differences along u and v (one-sided at the border through replicate padding)."""
-    h, w = x.shape[-2:]
-    pu = F.pad(x, (1, 1, 0, 0), mode="replicate")
-    pv = F.pad(x, (0, 0, 1, 1), mode="replicate")
-    return 0.5 * (pu[..., 2:] - pu[..., :w]), 0.5 * (pv[..., 2:, :] - pv[..., :h, :])
 
 
 def _base_grid(h: int, w: int, dtype, device) -> Tensor:
@@ -102,17 +123,20 @@ def sample_at(image: Tensor, coords: Tensor) -> Tensor:
     """
     h, w = image.shape[-2:]
     # align_corners=True maps -1 / +1 onto the centres of the border pixels: pixel coordinates stay exact.
-    gx = coords[:, 0] * (2.0 / max(w - 1, 1)) - 1.0
-    gy = coords[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack((gx, gy), dim=-1)
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=coords.dtype, device=coords.device)
+    grid = (coords.movedim(1, -1) * scale).sub_(1.0)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _upsample_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
-    """Flow of the coarser level (its pixel i sits at fine 2i + 0.5) -> the finer level, doubled."""
+    """Flow of the coarser level (its pixel i sits at fine 2i + 0.5) -> the finer level, doubled.
+
+    Fine pixel i reads coarse coordinate i / 2 - 0.25, clamped to the image: exactly bilinear 2x upsampling
+    with align_corners=False (cheaper than grid_sample); an odd fine side is the 2x image cropped.
+    """
     h, w = size
-    coords = _base_grid(h, w, flow.dtype, flow.device).expand(flow.shape[0], -1, -1, -1) * 0.5 - 0.25
-    return 2.0 * sample_at(flow, coords)
+    up = F.interpolate(flow, scale_factor=2.0, mode="bilinear", align_corners=False)
+    return 2.0 * up[..., :h, :w]
 
 
 def _pyramid_levels(h: int, w: int, levels: int | None, min_size: int) -> int:
@@ -122,6 +146,81 @@ def _pyramid_levels(h: int, w: int, levels: int | None, min_size: int) -> int:
     while n < 6 and min(h, w) / 2**n >= min_size:
         n += 1
     return n
+
+
+def _lk_iteration(i1: Tensor, i2: Tensor, flow: Tensor, grid: Tensor, window: int, eps: float) -> Tensor:
+    """One Gauss-Newton warping step of dense Lucas-Kanade at one level: [N, 2, H, W] flow -> refined flow.
+
+    Math (per pixel p, window W(p), colour channels summed): with the second frame warped by the current
+    flow f0, the gradient g of the mean of both frames and the mismatch e = warped - first,
+        A = box(g g^T),   b = box(g e - g g^T f0) + A f0   (each neighbour's mismatch moved to the centre's
+    flow to first order; without it the dense iterations couple neighbours and oscillate), and the update
+    solves (A + eps I) df = -b. Written for the new flow directly, f0 + df = (A + eps I)^-1 (eps f0 - B)
+    with B = box(g e - g g^T f0): fewer whole-image passes, same values.
+
+    Gradients are plain differences of i1 + warped (4x the central difference of the mean) and the mismatch
+    is not scaled: every term of A and of B (and eps) is then 16x its true value, which leaves the solution
+    unchanged and saves three full-image multiplications.
+    """
+    _, _, hl, wl = i1.shape
+    coords = grid + flow
+    warped = sample_at(i2, coords)
+    m = i1 + warped
+    it = warped - i1
+    pu = F.pad(m, (1, 1, 0, 0), mode="replicate")
+    pv = F.pad(m, (0, 0, 1, 1), mode="replicate")
+    gx = pu[..., 2:] - pu[..., :wl]
+    gy = pv[..., 2:, :] - pv[..., :hl, :]
+    s11, s12, s22 = (gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)
+    e1, e2 = (gx * it).sum(1), (gy * it).sum(1)
+    du0, dv0 = flow[:, 0], flow[:, 1]
+    # B's integrand in 16x units: 4 (g e) - (16 g g^T) f0.
+    b1 = 4.0 * e1 - (s11 * du0 + s12 * dv0)
+    b2 = 4.0 * e2 - (s12 * du0 + s22 * dv0)
+    maps = torch.stack((s11, s12, s22, b1, b2), dim=1)
+    # Pixels whose match lies outside the second frame carry no information (border padding would pin
+    # their flow to the image edge and the iterations would spread that inwards): zero weight.
+    with torch.no_grad():
+        upper = torch.tensor([wl - 1, hl - 1], dtype=coords.dtype, device=coords.device).view(1, 2, 1, 1)
+        inside = ((coords >= 0) & (coords <= upper)).all(1, keepdim=True).to(maps.dtype)
+    a11, a12, a22, b1, b2 = _box(maps * inside, window).unbind(1)
+    eps16 = 16.0 * eps
+    a11 = a11 + eps16
+    a22 = a22 + eps16
+    nu = eps16 * du0 - b1
+    nv = eps16 * dv0 - b2
+    inv_det = 1.0 / (a11 * a22 - a12 * a12)
+    return torch.stack(((a22 * nu - a12 * nv) * inv_det, (a11 * nv - a12 * nu) * inv_det), dim=1)
+
+
+# Pairs are processed in chunks whose image tensors hold about this many values (2 MiB of float32): the
+# ~40 whole-image passes of an iteration then run in cache instead of streaming from memory. Measured on one
+# thread, no autograd: 256x256x32 in 370 ms instead of 790 ms, 128x128x32 in 85 ms instead of 105 ms.
+_CHUNK_VALUES = 1 << 19
+
+
+def _lk_pyramid(frames: Tensor, n_levels: int, iterations: int, window: int, eps: float) -> Tensor:
+    """[B, T, C, H, W] -> [B * (T - 1), 2, H, W]: the coarse-to-fine iterations on every consecutive pair."""
+    b, t, c, h, w = frames.shape
+    # The pyramid is built once per frame; every consecutive pair is then one item of a batch of
+    # N = B * (T - 1): no Python loop over frames.
+    pyramid = [frames.reshape(b * t, c, h, w)]
+    for _ in range(n_levels - 1):
+        pyramid.append(_downsample(pyramid[-1]))
+    flow = None
+    for level in reversed(pyramid):
+        hl, wl = level.shape[-2:]
+        level = level.reshape(b, t, c, hl, wl)
+        i1 = level[:, :-1].reshape(b * (t - 1), c, hl, wl)
+        i2 = level[:, 1:].reshape(b * (t - 1), c, hl, wl)
+        if flow is None:
+            flow = torch.zeros(b * (t - 1), 2, hl, wl, dtype=frames.dtype, device=frames.device)
+        else:
+            flow = _upsample_flow(flow, (hl, wl))
+        grid = _base_grid(hl, wl, frames.dtype, frames.device)
+        for _ in range(iterations):
+            flow = _lk_iteration(i1, i2, flow, grid, window, eps)
+    return flow
 
 
 @FLOW_METHODS.register("lk")
@@ -182,59 +281,17 @@ def lucas_kanade_flow(
             return (flow * scale.view(1, 2, 1, 1)).reshape(b, t - 1, 2, h, w)
     n_levels = _pyramid_levels(h, w, levels, min_size)
     check_range("levels", n_levels, 1, 10)
-
-    # The pyramid is built once per frame; every consecutive pair is then one item of a batch of
-    # N = B * (T - 1): no Python loop over frames.
-    pyramid = [frames.reshape(b * t, c, h, w)]
-    for _ in range(n_levels - 1):
-        pyramid.append(_downsample(pyramid[-1]))
-    dtype, device = frames.dtype, frames.device
-
-    flow = None
-    for level in reversed(pyramid):
-        hl, wl = level.shape[-2:]
-        level = level.reshape(b, t, c, hl, wl)
-        i1 = level[:, :-1].reshape(b * (t - 1), c, hl, wl)
-        i2 = level[:, 1:].reshape(b * (t - 1), c, hl, wl)
-        if flow is None:
-            flow = torch.zeros(b * (t - 1), 2, hl, wl, dtype=dtype, device=device)
-        else:
-            flow = _upsample_flow(flow, (hl, wl))
-        grid = _base_grid(hl, wl, dtype, device)
-        for _ in range(iterations):
-            coords = grid + flow
-            warped = sample_at(i2, coords)
-            ix, iy = _gradients(0.5 * (i1 + warped))
-            it = warped - i1
-            # Structure tensor and mismatch, summed over colour channels, then windowed. Pixels whose match
-            # lies outside the second frame carry no information (border padding would pin their flow
-            # to the image edge and the iterations would spread that inwards): they get zero weight.
-            with torch.no_grad():
-                inside = (
-                    (coords[:, 0] >= 0)
-                    & (coords[:, 0] <= wl - 1)
-                    & (coords[:, 1] >= 0)
-                    & (coords[:, 1] <= hl - 1)
-                ).to(dtype)
-            s11, s12, s22 = (ix * ix).sum(1), (ix * iy).sum(1), (iy * iy).sum(1)
-            e1, e2 = (ix * it).sum(1), (iy * it).sum(1)
-            # Each neighbour q's mismatch was measured at q's own flow; Lucas-Kanade wants it at the
-            # centre's flow, so it is moved there to first order: it(q) + grad(q) . (flow(p) - flow(q)).
-            # Without this the dense iterations couple neighbours and oscillate instead of converging.
-            du0, dv0 = flow[:, 0], flow[:, 1]
-            f1 = s11 * du0 + s12 * dv0
-            f2 = s12 * du0 + s22 * dv0
-            maps = inside.unsqueeze(1) * torch.stack((s11, s12, s22, e1 - f1, e2 - f2), dim=1)
-            a11, a12, a22, b1, b2 = _box(maps, window).unbind(1)
-            b1 = b1 + a11 * du0 + a12 * dv0
-            b2 = b2 + a12 * du0 + a22 * dv0
-            a11 = a11 + eps
-            a22 = a22 + eps
-            det = a11 * a22 - a12 * a12
-            du = (a12 * b2 - a22 * b1) / det
-            dv = (a12 * b1 - a11 * b2) / det
-            flow = flow + torch.stack((du, dv), dim=1)
-    return flow.reshape(b, t - 1, 2, h, w)
+    # Long clips of large frames run in chunks of consecutive pairs (each chunk with its own pyramid; the
+    # shared frame at a chunk boundary is downsampled twice, which costs little).
+    per_chunk = max(1, _CHUNK_VALUES // (b * c * h * w))
+    starts = range(0, t - 1, per_chunk)
+    flows = [
+        _lk_pyramid(frames[:, s : s + per_chunk + 1], n_levels, iterations, window, eps).reshape(
+            b, -1, 2, h, w
+        )
+        for s in starts
+    ]
+    return flows[0] if len(flows) == 1 else torch.cat(flows, dim=1)
 
 
 # ---------------------------------------------------------------------------------------------------------
