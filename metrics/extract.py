@@ -103,7 +103,7 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> t
     (thousands of pixels fix two numbers per channel).
     """
     n, c = frames.shape[:2]
-    f = frames[..., ::stride, ::stride].reshape(n, c, -1)
+    f = as_float(frames[..., ::stride, ::stride]).reshape(n, c, -1)
     b = bg[..., ::stride, ::stride].reshape(1, c, -1).expand_as(f)
     w = torch.ones_like(f[:, :1])
     g = torch.ones(n, c, 1, dtype=f.dtype, device=f.device)
@@ -174,13 +174,14 @@ def _palette(image: Tensor, mask: Tensor, k: int) -> Tensor:
 
 def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = None,
             background: Tensor | None = None, config: ExtractConfig = ExtractConfig()) -> Extraction:
-    """Object masks in `frames` (float [N, 3, H, W], benchmark pixel grid, frame 0 = t 0).
+    """Object masks in `frames` ([N, 3, H, W] on the benchmark pixel grid, frame 0 = t 0: float in
+    [0, 1], or uint8 as `bench_grid_frames` returns it, converted only where read).
 
     first_mask: bool [H, W], the ground truth's first-frame object mask; first_frame: float
     [3, H, W] the benchmark's first frame; background: float [3, H, W] the clean plate (plate mode).
     """
     if config.mode == "sam2":
-        masks = _sam2_masks(frames, first_mask, config)
+        masks = _sam2_masks(as_float(frames), first_mask, config)
     else:
         masks = _plate_masks(frames, first_mask, first_frame, background, config)
     area = masks.sum((-2, -1))
@@ -213,59 +214,164 @@ def _self_background(frames: Tensor, first_mask: Tensor, first_frame: Tensor | N
     return torch.where(torch.isnan(bg), frames.median(0).values, bg)
 
 
+def as_float(frames: Tensor) -> Tensor:
+    """uint8 frames (as `bench_grid_frames` returns them) -> float in [0, 1]; float frames as they are."""
+    return frames.to(torch.float32).div_(255.0) if frames.dtype == torch.uint8 else frames
+
+
+def bench_grid_frames(frames: np.ndarray | Tensor, size: tuple[int, int],
+                      device: torch.device | str = "cpu") -> Tensor:
+    """[N, 3, H, W] frames on the benchmark's pixel grid, converted lazily: a video already at the
+    benchmark's size stays uint8 (a channels-last view of the decoder's array, no copy), so the
+    extractor converts to float only the pixels it reads; any other size is scaled as in
+    `to_float_frames` (float)."""
+    x = torch.as_tensor(frames)
+    if tuple(x.shape[1:3]) == tuple(size):
+        return x.to(device).permute(0, 3, 1, 2)
+    return to_float_frames(frames, size, device)
+
+
+class _Gate:
+    """The foreground test of the plate extractor, evaluated on any per-frame sub-grid of the
+    frames: drift-corrected colour distance to the background above the frame's threshold, and
+    (with an object palette) closer to the object's colours than to the background, unless far
+    from it. Works channels-last ([N, H, W, 3], the decoder's layout): the per-pixel colour norm
+    is then a reduction over contiguous triples."""
+
+    def __init__(self, frames: Tensor, bg: Tensor, g: Tensor, o: Tensor, thr: Tensor, pal: Tensor, strong: float):
+        n = frames.shape[0]
+        self.frames = frames.permute(0, 2, 3, 1)  # uint8 from bench_grid_frames: the contiguous original
+        self.bg = bg.permute(1, 2, 0)
+        self.g, self.o = g.reshape(n, 1, 1, -1), o.reshape(n, 1, 1, -1)
+        self.thr, self.pal, self.strong = thr.reshape(n, 1, 1), pal, strong
+
+    def lattice(self, ys: Tensor, xs: Tensor) -> Tensor:
+        """bool [N, a, b]: foreground at rows ys [a] and columns xs [b] of every frame."""
+        return self._test(self.frames.index_select(1, ys).index_select(2, xs), self.bg[ys][:, xs])
+
+    def windows(self, y0: list[int], x0: list[int], side_y: int, side_x: int) -> Tensor:
+        """bool [N, side_y, side_x]: foreground in a window per frame starting at (y0[k], x0[k])."""
+        f = torch.stack([self.frames[k, a:a + side_y, b:b + side_x] for k, (a, b) in enumerate(zip(y0, x0))])
+        bg = torch.stack([self.bg[a:a + side_y, b:b + side_x] for a, b in zip(y0, x0)])
+        return self._test(f, bg)
+
+    def _test(self, f: Tensor, bg: Tensor) -> Tensor:
+        x = f.to(torch.float32).div_(255.0) if f.dtype == torch.uint8 else f.clone()
+        diff = x.sub_(self.o).div_(self.g).sub_(bg)  # (frame - o) / g - bg
+        sq = diff.square()
+        d = sq[..., 0].add_(sq[..., 1]).add_(sq[..., 2]).sqrt_()  # [N, a, b]
+        cand = d > self.thr
+        if self.pal.shape[0]:
+            k, y, x = cand.nonzero(as_tuple=True)
+            pix = diff[k, y, x] + bg.expand_as(diff)[k, y, x]  # [M, 3] corrected colours of the candidates
+            d_here = d[k, y, x]
+            d_obj = torch.cdist(pix, self.pal).amin(-1) if pix.shape[0] else pix.new_zeros(0)
+            keep = (d_obj < d_here) | (d_here > self.strong)
+            cand = torch.zeros_like(cand)
+            cand[k[keep], y[keep], x[keep]] = True
+        return cand
+
+
+# Below this first-frame object area the whole frame is searched at full resolution: a coarse
+# lattice could step over a tiny object.
+_ROI_MIN_AREA = 64
+
+
+def _windows(lo: np.ndarray, hi: np.ndarray, side: int, size: int, margin: int) -> np.ndarray:
+    """Start of a window of `side` pixels per frame around [lo, hi) grown by `margin`, inside [0, size)."""
+    centre = (lo + hi) // 2
+    return np.clip(centre - side // 2, 0, size - side)
+
+
+def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
+    """The gate's foreground pixels in one window per frame that holds every candidate component
+    that can be the object: (cand bool [N, a, b], y0, x0) with y0[k], x0[k] the top-left corner of
+    frame k's window.
+
+    The object is the component with the most pixels that survive a 3x3 erosion, so it holds a 3x3
+    block of candidates (2x2 or 2x3 at the image's edges): a lattice of every 3rd row and column
+    (plus the last ones) hits every such component. The gate runs on that lattice over the whole
+    frame (1/9 of the pixels), then at full resolution in a window per frame around that frame's
+    hits (one size for all frames), grown until no candidate lies within 3 px of a window's edge
+    inside the image: fragments within 2 px join, so a component crossing the edge would show
+    there. Only components without a single 3x3 block of pixels, which the object never is when
+    it has one, can be missed.
+    """
+    h, w = shape
+    dev = gate.frames.device
+    if small:
+        return gate.windows([0] * n, [0] * n, h, w), [0] * n, [0] * n
+    ly, lx = torch.arange(0, h, 3, device=dev), torch.arange(0, w, 3, device=dev)
+    ly = ly if int(ly[-1]) == h - 1 else torch.cat([ly, ly.new_tensor([h - 1])])
+    lx = lx if int(lx[-1]) == w - 1 else torch.cat([lx, lx.new_tensor([w - 1])])
+    hits = gate.lattice(ly, lx)
+    hy, hx = hits.any(2).numpy(force=True), hits.any(1).numpy(force=True)  # [N, len(ly)], [N, len(lx)]
+    found = hy.any(1)
+    if not found.any():
+        return torch.zeros(n, 0, 0, dtype=torch.bool, device=dev), [0] * n, [0] * n
+    lyn, lxn = ly.numpy(force=True), lx.numpy(force=True)
+    first_y, last_y = lyn[hy.argmax(1)], lyn[hy.shape[1] - 1 - hy[:, ::-1].argmax(1)] + 1
+    first_x, last_x = lxn[hx.argmax(1)], lxn[hx.shape[1] - 1 - hx[:, ::-1].argmax(1)] + 1
+    margin, r = 8, 3
+    side_y = min(h, int((last_y - first_y)[found].max()) + 2 * margin)
+    side_x = min(w, int((last_x - first_x)[found].max()) + 2 * margin)
+    while True:
+        y0 = _windows(first_y, last_y, side_y, h, margin)
+        x0 = _windows(first_x, last_x, side_x, w, margin)
+        cand = gate.windows(y0.tolist(), x0.tolist(), side_y, side_x)
+        cand[torch.as_tensor(~found, device=dev)] = False
+        top, bottom = cand[:, :r].flatten(1).any(1).numpy(force=True), cand[:, -r:].flatten(1).any(1).numpy(force=True)
+        left, right = cand[:, :, :r].flatten(1).any(1).numpy(force=True), cand[:, :, -r:].flatten(1).any(1).numpy(force=True)
+        grow_y = bool(((y0 > 0) & top).any() or ((y0 + side_y < h) & bottom).any())
+        grow_x = bool(((x0 > 0) & left).any() or ((x0 + side_x < w) & right).any())
+        if not (grow_y or grow_x):
+            return cand, y0.tolist(), x0.tolist()
+        side_y = min(h, side_y + 32) if grow_y else side_y
+        side_x = min(w, side_x + 32) if grow_x else side_x
+
+
 def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, background: Tensor | None,
                  config: ExtractConfig) -> Tensor:
+    """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`)."""
+    n, _, h, w = frames.shape
     if config.mode == "plate":
         if background is None:
             raise InvalidValueError("extractor 'plate' needs the clip's background plate; allowed: --extractor self")
-        bg = background.to(frames)
+        bg = background.to(frames.device, torch.float32)
     else:
+        frames = as_float(frames)
         bg = _self_background(frames, first_mask, first_frame)
-    # diff = (frame - o) / g - bg, the drift-corrected difference, in place: every full-size
-    # allocation of a clip costs page faults, which dominated this step.
     g, o = _drift_fit(frames, bg)
-    diff = (frames - o).div_(g).sub_(bg)
-    d = torch.linalg.vector_norm(diff, dim=1)  # [N, H, W]
-    sigma = 1.4826 * d[:, ::4, ::4].flatten(1).median(-1).values
-    thr = torch.clamp(config.noise_k * sigma, min=config.threshold)[:, None, None]
-    cand = d > thr
+    # The frame's robust noise level, from every 4th pixel in each direction.
+    d4 = torch.linalg.vector_norm(as_float(frames[..., ::4, ::4]).sub(o).div_(g).sub_(bg[:, ::4, ::4]), dim=1)
+    sigma = 1.4826 * d4.flatten(1).median(-1).values
+    thr = torch.clamp(config.noise_k * sigma, min=config.threshold)
     # The object's colours: from the benchmark's first frame (the generated first frame may show the
     # object elsewhere; small colour drift between the two is what `strong` and the gate tolerate).
     fm = first_mask.to(torch.bool).to(frames.device)
-    source = first_frame.to(frames) if first_frame is not None else diff[0] + bg
+    source = (first_frame.to(frames.device, torch.float32) if first_frame is not None
+              else (as_float(frames[:1]) - o[:1]).div_(g[:1])[0])
     pal = _palette(source, fm, config.palette_size)
-    if pal.shape[0]:
-        k, y, x = cand.nonzero(as_tuple=True)
-        pix = diff[k, :, y, x] + bg[:, y, x].T  # [M, 3] corrected colours of the candidates
-        d_here = d[k, y, x]
-        d_obj = torch.cdist(pix, pal).amin(-1) if pix.shape[0] else pix.new_zeros(0)
-        keep = (d_obj < d_here) | (d_here > config.strong)
-        cand = torch.zeros_like(cand)
-        cand[k[keep], y[keep], x[keep]] = True
+    gate = _Gate(frames, bg, g, o, thr, pal, config.strong)
+    cand, y0, x0 = _candidates(gate, n, (h, w), int(fm.sum()) < _ROI_MIN_AREA)
+    obj = torch.zeros(n, h, w, dtype=torch.bool, device=frames.device)
+    if cand.numel() == 0 or not bool(cand.any()):
+        return obj
     # An object that resembles the scene behind it (a yellow ball on a brown floor) breaks into
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
     # scene that the video codec smeared (a 1-px line across the image) has none, however long.
-    # Components only where candidates are (a clean video's candidates are the object alone).
-    obj = torch.zeros_like(cand)
-    rows, cols = cand.any(0).any(1).nonzero().flatten(), cand.any(0).any(0).nonzero().flatten()
-    if len(rows):
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-        sub = cand[:, y0:y1, x0:x1]
-        comp = torch.from_numpy(_object_components(sub.cpu().numpy())).to(frames.device)
-        obj[:, y0:y1, x0:x1] = sub & comp
-    # Within the region the object visits: keeping only pixels within 2 px of the object's body
-    # (its 3x3-eroded core) drops 1-2 px threads that joined the object
-    # (a ramp's edge, smeared differently by the codec in video and plate, touches a sliding box);
-    # a closing then fills 1-px holes and notches where the object's texture matches the scene.
-    rows, cols = obj.any(0).any(1).nonzero().flatten(), obj.any(0).any(0).nonzero().flatten()
-    if len(rows):
-        h, w = obj.shape[-2:]
-        y0, y1 = max(0, int(rows[0]) - 2), min(h, int(rows[-1]) + 3)
-        x0, x1 = max(0, int(cols[0]) - 2), min(w, int(cols[-1]) + 3)
-        roi = obj[:, y0:y1, x0:x1]
-        opened = dilate(erode(roi), 5) & roi  # pixels within 2 px of the object's body
-        obj[:, y0:y1, x0:x1] = erode(dilate(opened)) | opened
+    win = cand & torch.from_numpy(_object_components(cand.numpy(force=True))).to(frames.device)
+    # Keeping only pixels within 2 px of the object's body (its 3x3-eroded core) drops 1-2 px
+    # threads that joined the object (a ramp's edge, smeared differently by the codec in video and
+    # plate, touches a sliding box); a closing then fills 1-px holes and notches where the object's
+    # texture matches the scene. In the windows, as in the whole frame: no candidate lies within
+    # 3 px of a window edge that is not the image's.
+    opened = dilate(erode(win), 5) & win
+    win = erode(dilate(opened)) | opened
+    a, b = win.shape[1:]
+    for k in range(n):
+        obj[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = win[k]
     return obj
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from newtonbench.metrics import info
-from newtonbench.metrics.extract import ExtractConfig, extract, to_float_frames
+from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract, to_float_frames
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance
 from newtonbench.metrics.functional.consistency import consistency
@@ -271,7 +271,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     if n_keep < 3 or int(present.sum()) < 3:
         return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"
     times = times[:n_keep]
-    frames = to_float_frames(item.frames[:n_keep], (h, w), device)
+    frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8 when already at (h, w)
     gt_masks = torch.as_tensor(item.gt_masks.astype(bool), device=device)
     first_frame = to_float_frames(item.first_frame[None], (h, w), device)[0]
     bg = to_float_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
@@ -314,7 +314,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
         pred_masks=pred_masks[:, y0:y1, x0:x1].contiguous(), mask_ok=mask_ok,
         # crop first, then pick frames: never a full-size copy of the clip
-        frames=frames[..., y0:y1, x0:x1][near] * present[:, None, None, None],
+        frames=as_float(frames[..., y0:y1, x0:x1][near]) * present[:, None, None, None],
         gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_masks[:, y0:y1, x0:x1].contiguous(), size=(h, w),
         segments=torch.as_tensor(segments, device=device),
         fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,
@@ -327,7 +327,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         rows, cols = fm.any(0).any(1).nonzero().flatten(), fm.any(0).any(0).nonzero().flatten()
         fy0, fy1 = _crop_range(int(rows[0]), int(rows[-1]) + 1, h)
         fx0, fx1 = _crop_range(int(cols[0]), int(cols[-1]) + 1, w)
-        prepared.flow_frames = frames[..., fy0:fy1, fx0:fx1][near[present]]
+        prepared.flow_frames = as_float(frames[..., fy0:fy1, fx0:fx1][near[present]])
         prepared.flow_masks = fm[:, fy0:fy1, fx0:fx1].contiguous()
     if pisa:
         pred_idx, gt_idx = pisa_frame_indices(len(item.times), n_bench, item.fps, fps)
