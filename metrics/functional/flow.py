@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -87,15 +88,46 @@ def _window_sum(x: Tensor, size: int, n: int, dim: int) -> Tensor:
     return out
 
 
-def _box(x: Tensor, size: int) -> Tensor:
-    """Mean over a size x size window (odd size), replicate padding; same spatial shape."""
-    if size == 1:
-        return x
+def _box_forward(x: Tensor, size: int) -> Tensor:
     r = size // 2
     h, w = x.shape[-2:]
     p = F.pad(x, (r, r, r, r), mode="replicate")
     # Separable: window sums along u, then along v.
     return _window_sum(_window_sum(p, size, w, -1), size, h, -2) * (1.0 / (size * size))
+
+
+class _BoxMean(torch.autograd.Function):
+    """The box filter as ONE autograd node: its ~25 slices and adds would otherwise each record a backward
+    node (each slice's backward allocating a zeroed input-sized tensor), which dominated the flow's
+    backward on small images."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, size: int) -> Tensor:
+        ctx.size = size
+        ctx.save_for_backward(x)  # only its shape is read, by replication_pad2d_backward
+        return _box_forward(x, size)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        size = ctx.size
+        r = size // 2
+        h, w = x.shape[-2:]
+        # Adjoint of "window mean over the replicate-padded image": window sums of the zero-padded
+        # gradient give the gradient of the padded image, whose border is then folded back onto the edge
+        # pixels (the adjoint of replicate padding).
+        g = F.pad(grad, (2 * r, 2 * r, 2 * r, 2 * r))
+        g = _window_sum(_window_sum(g, size, w + 2 * r, -1), size, h + 2 * r, -2) * (1.0 / (size * size))
+        return torch.ops.aten.replication_pad2d_backward(g, x, [r, r, r, r]), None
+
+
+def _box(x: Tensor, size: int) -> Tensor:
+    """Mean over a size x size window (odd size), replicate padding; same spatial shape."""
+    if size == 1:
+        return x
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _BoxMean.apply(x, size)
+    return _box_forward(x, size)
 
 
 def _downsample(x: Tensor) -> Tensor:
@@ -148,7 +180,24 @@ def _pyramid_levels(h: int, w: int, levels: int | None, min_size: int) -> int:
     return n
 
 
-def _lk_iteration(i1: Tensor, i2: Tensor, flow: Tensor, grid: Tensor, window: int, eps: float) -> Tensor:
+class _Level(NamedTuple):
+    """Per-level constants of the warping iterations (built once per level, not per iteration)."""
+
+    norm_grid: Tensor  # [1, H, W, 2] grid_sample coordinates of every pixel centre
+    to_norm: Tensor  # [2] pixels -> grid_sample units
+    low: Tensor  # [1, 2, H, W] smallest flow that stays inside the image (-pixel coordinates)
+    high: Tensor  # [1, 2, H, W] largest one
+
+
+def _level(h: int, w: int, dtype, device) -> _Level:
+    grid = _base_grid(h, w, dtype, device)
+    # align_corners=True maps -1 / +1 onto the centres of the border pixels: pixel coordinates stay exact.
+    to_norm = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=dtype, device=device)
+    upper = torch.tensor([w - 1, h - 1], dtype=dtype, device=device).view(1, 2, 1, 1)
+    return _Level(grid.movedim(1, -1) * to_norm - 1.0, to_norm, -grid, upper - grid)
+
+
+def _lk_iteration(i1: Tensor, i2: Tensor, flow: Tensor, geo: _Level, window: int, eps: float) -> Tensor:
     """One Gauss-Newton warping step of dense Lucas-Kanade at one level: [N, 2, H, W] flow -> refined flow.
 
     Math (per pixel p, window W(p), colour channels summed): with the second frame warped by the current
@@ -160,37 +209,44 @@ def _lk_iteration(i1: Tensor, i2: Tensor, flow: Tensor, grid: Tensor, window: in
 
     Gradients are plain differences of i1 + warped (4x the central difference of the mean) and the mismatch
     is not scaled: every term of A and of B (and eps) is then 16x its true value, which leaves the solution
-    unchanged and saves three full-image multiplications.
+    unchanged and saves three full-image multiplications. Every line counts twice on small images under
+    autograd (forward and backward op overhead dominates there), hence the fused forms (addcmul, one pad).
     """
-    _, _, hl, wl = i1.shape
-    coords = grid + flow
-    warped = sample_at(i2, coords)
+    # Warp the second frame by the current flow (grid_sample units: norm_grid + flow * to_norm).
+    warped = F.grid_sample(
+        i2,
+        torch.addcmul(geo.norm_grid, flow.movedim(1, -1), geo.to_norm),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )
     m = i1 + warped
     it = warped - i1
-    pu = F.pad(m, (1, 1, 0, 0), mode="replicate")
-    pv = F.pad(m, (0, 0, 1, 1), mode="replicate")
-    gx = pu[..., 2:] - pu[..., :wl]
-    gy = pv[..., 2:, :] - pv[..., :hl, :]
+    p = F.pad(m, (1, 1, 1, 1), mode="replicate")
+    gx = p[..., 1:-1, 2:] - p[..., 1:-1, :-2]
+    gy = p[..., 2:, 1:-1] - p[..., :-2, 1:-1]
     s11, s12, s22 = (gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)
     e1, e2 = (gx * it).sum(1), (gy * it).sum(1)
     du0, dv0 = flow[:, 0], flow[:, 1]
     # B's integrand in 16x units: 4 (g e) - (16 g g^T) f0.
-    b1 = 4.0 * e1 - (s11 * du0 + s12 * dv0)
-    b2 = 4.0 * e2 - (s12 * du0 + s22 * dv0)
-    maps = torch.stack((s11, s12, s22, b1, b2), dim=1)
+    b1 = torch.addcmul(torch.addcmul(-4.0 * e1, s11, du0), s12, dv0)
+    b2 = torch.addcmul(torch.addcmul(-4.0 * e2, s12, du0), s22, dv0)
     # Pixels whose match lies outside the second frame carry no information (border padding would pin
     # their flow to the image edge and the iterations would spread that inwards): zero weight.
     with torch.no_grad():
-        upper = torch.tensor([wl - 1, hl - 1], dtype=coords.dtype, device=coords.device).view(1, 2, 1, 1)
-        inside = ((coords >= 0) & (coords <= upper)).all(1, keepdim=True).to(maps.dtype)
-    a11, a12, a22, b1, b2 = _box(maps * inside, window).unbind(1)
+        inside = ((flow >= geo.low) & (flow <= geo.high)).all(1)
+    # (b1, b2 hold -B's integrand: the solve below adds instead of subtracting.)
+    maps = torch.stack((s11, s12, s22, b1, b2), dim=1) * inside.unsqueeze(1).to(flow.dtype)
+    a11, a12, a22, nb1, nb2 = _box(maps, window).unbind(1)
     eps16 = 16.0 * eps
     a11 = a11 + eps16
     a22 = a22 + eps16
-    nu = eps16 * du0 - b1
-    nv = eps16 * dv0 - b2
-    inv_det = 1.0 / (a11 * a22 - a12 * a12)
-    return torch.stack(((a22 * nu - a12 * nv) * inv_det, (a11 * nv - a12 * nu) * inv_det), dim=1)
+    nu = torch.add(nb1, du0, alpha=eps16)  # eps f0 - B
+    nv = torch.add(nb2, dv0, alpha=eps16)
+    inv_det = torch.addcmul(a11 * a22, a12, a12, value=-1.0).reciprocal()
+    fu = torch.addcmul(a22 * nu, a12, nv, value=-1.0)
+    fv = torch.addcmul(a11 * nv, a12, nu, value=-1.0)
+    return torch.stack((fu, fv), dim=1) * inv_det.unsqueeze(1)
 
 
 # Pairs are processed in chunks whose image tensors hold about this many values (2 MiB of float32): the
@@ -221,9 +277,9 @@ def _lk_pyramid(
             flow = torch.zeros(b * (t - 1), 2, hl, wl, dtype=frames.dtype, device=frames.device)
         else:
             flow = _upsample_flow(flow, (hl, wl))
-        grid = _base_grid(hl, wl, frames.dtype, frames.device)
+        geo = _level(hl, wl, frames.dtype, frames.device)
         for _ in range(final_iterations if k == n_levels - 1 else iterations):
-            flow = _lk_iteration(i1, i2, flow, grid, window, eps)
+            flow = _lk_iteration(i1, i2, flow, geo, window, eps)
     return flow
 
 
