@@ -255,20 +255,31 @@ class _Gate:
         bg = torch.stack([self.bg[a:a + side_y, b:b + side_x] for a, b in zip(y0, x0)])
         return self._test(f, bg)
 
-    def _test(self, f: Tensor, bg: Tensor) -> Tensor:
+    def patches(self, k: Tensor, y: Tensor, x: Tensor, r: int = 2) -> Tensor:
+        """bool [M, 2r+1, 2r+1]: foreground around pixel (y[m], x[m]) of frame k[m] (edge-replicated)."""
+        h, w = self.bg.shape[:2]
+        off = torch.arange(-r, r + 1, device=y.device)
+        ys, xs = (y[:, None] + off).clamp_(0, h - 1), (x[:, None] + off).clamp_(0, w - 1)
+        f = self.frames[k[:, None, None], ys[:, :, None], xs[:, None, :]]
+        bg = self.bg[ys[:, :, None], xs[:, None, :]]
+        return self._test(f, bg, k, palette=False)
+
+    def _test(self, f: Tensor, bg: Tensor, k: Tensor | None = None, palette: bool = True) -> Tensor:
+        g, o, thr = (self.g, self.o, self.thr) if k is None else (self.g[k], self.o[k], self.thr[k])
         x = f.to(torch.float32).div_(255.0) if f.dtype == torch.uint8 else f.clone()
-        diff = x.sub_(self.o).div_(self.g).sub_(bg)  # (frame - o) / g - bg
+        diff = x.sub_(o).div_(g).sub_(bg)  # (frame - o) / g - bg
         sq = diff.square()
         d = sq[..., 0].add_(sq[..., 1]).add_(sq[..., 2]).sqrt_()  # [N, a, b]
-        cand = d > self.thr
-        if self.pal.shape[0]:
-            k, y, x = cand.nonzero(as_tuple=True)
-            pix = diff[k, y, x] + bg.expand_as(diff)[k, y, x]  # [M, 3] corrected colours of the candidates
+        cand = d > thr
+        if palette and self.pal.shape[0]:
+            # Candidates within `strong` of the background must look more like the object than
+            # like the background behind them (the farther ones are kept whatever their colour).
+            k, y, x = (cand & (d <= self.strong)).nonzero(as_tuple=True)
+            pix = diff[k, y, x] + bg.expand_as(diff)[k, y, x]  # [M, 3] corrected colours of those
             d_here = d[k, y, x]
             d_obj = torch.cdist(pix, self.pal).amin(-1) if pix.shape[0] else pix.new_zeros(0)
-            keep = (d_obj < d_here) | (d_here > self.strong)
-            cand = torch.zeros_like(cand)
-            cand[k[keep], y[keep], x[keep]] = True
+            drop = d_obj >= d_here
+            cand[k[drop], y[drop], x[drop]] = False
         return cand
 
 
@@ -305,6 +316,14 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     ly = ly if int(ly[-1]) == h - 1 else torch.cat([ly, ly.new_tensor([h - 1])])
     lx = lx if int(lx[-1]) == w - 1 else torch.cat([lx, lx.new_tensor([w - 1])])
     hits = gate.lattice(ly, lx)
+    # Keep the hits that may belong to a 3x3 block of candidates (the full-resolution colour
+    # distance test, without the palette, on their 5x5 neighbourhood): a codec-smeared 1-px edge
+    # of the scene along a lattice row is dropped. Keeping too many hits only costs time.
+    k, i, j = hits.nonzero(as_tuple=True)
+    if len(k):
+        core = erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4].flatten(1).any(1)
+        hits = torch.zeros_like(hits)
+        hits[k[core], i[core], j[core]] = True
     hy, hx = hits.any(2).numpy(force=True), hits.any(1).numpy(force=True)  # [N, len(ly)], [N, len(lx)]
     found = hy.any(1)
     if not found.any():
@@ -312,7 +331,7 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     lyn, lxn = ly.numpy(force=True), lx.numpy(force=True)
     first_y, last_y = lyn[hy.argmax(1)], lyn[hy.shape[1] - 1 - hy[:, ::-1].argmax(1)] + 1
     first_x, last_x = lxn[hx.argmax(1)], lxn[hx.shape[1] - 1 - hx[:, ::-1].argmax(1)] + 1
-    margin, r = 8, 3
+    margin, r = 8, 5
     side_y = min(h, int((last_y - first_y)[found].max()) + 2 * margin)
     side_x = min(w, int((last_x - first_x)[found].max()) + 2 * margin)
     while True:
@@ -320,8 +339,9 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
         x0 = _windows(first_x, last_x, side_x, w, margin)
         cand = gate.windows(y0.tolist(), x0.tolist(), side_y, side_x)
         cand[torch.as_tensor(~found, device=dev)] = False
-        top, bottom = cand[:, :r].flatten(1).any(1).numpy(force=True), cand[:, -r:].flatten(1).any(1).numpy(force=True)
-        left, right = cand[:, :, :r].flatten(1).any(1).numpy(force=True), cand[:, :, -r:].flatten(1).any(1).numpy(force=True)
+        core = erode(cand)
+        top, bottom = core[:, :r].flatten(1).any(1).numpy(force=True), core[:, -r:].flatten(1).any(1).numpy(force=True)
+        left, right = core[:, :, :r].flatten(1).any(1).numpy(force=True), core[:, :, -r:].flatten(1).any(1).numpy(force=True)
         grow_y = bool(((y0 > 0) & top).any() or ((y0 + side_y < h) & bottom).any())
         grow_x = bool(((x0 > 0) & left).any() or ((x0 + side_x < w) & right).any())
         if not (grow_y or grow_x):
