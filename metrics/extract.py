@@ -103,7 +103,7 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> t
     (thousands of pixels fix two numbers per channel).
     """
     n, c = frames.shape[:2]
-    f = as_float(frames[..., ::stride, ::stride]).reshape(n, c, -1)
+    f = as_float(frames[..., ::stride, ::stride]).reshape(n, c, -1).contiguous()  # dense: fast elementwise ops
     b = bg[..., ::stride, ::stride].reshape(1, c, -1).expand_as(f)
     w = torch.ones_like(f[:, :1])
     g = torch.ones(n, c, 1, dtype=f.dtype, device=f.device)
@@ -180,15 +180,23 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     first_mask: bool [H, W], the ground truth's first-frame object mask; first_frame: float
     [3, H, W] the benchmark's first frame; background: float [3, H, W] the clean plate (plate mode).
     """
+    n, _, h, w = frames.shape
     if config.mode == "sam2":
-        masks = _sam2_masks(as_float(frames), first_mask, config)
+        win, y0, x0 = _sam2_masks(as_float(frames), first_mask, config), [0] * n, [0] * n
     else:
-        masks = _plate_masks(frames, first_mask, first_frame, background, config)
-    area = masks.sum((-2, -1))
+        # The object's pixels in one window per frame (top-left corners y0, x0): areas and
+        # centroids are read there, not over the whole frame.
+        win, y0, x0 = _plate_masks(frames, first_mask, first_frame, background, config)
+    area = win.sum((-2, -1))
     ref = float(first_mask.sum())
     valid = area >= max(config.min_area_px, config.min_area_ratio * ref)
-    masks = masks & valid[:, None, None]
-    centroids, _ = mask_centroids(masks)
+    win = win & valid[:, None, None]
+    centroids, _ = mask_centroids(win)
+    centroids = centroids + torch.tensor([x0, y0], dtype=centroids.dtype, device=centroids.device).T
+    masks = torch.zeros(n, h, w, dtype=torch.bool, device=win.device)
+    a, b = win.shape[1:]
+    for k in range(n):
+        masks[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = win[k]
     return Extraction(masks, centroids, valid, area)
 
 
@@ -351,8 +359,9 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
 
 
 def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, background: Tensor | None,
-                 config: ExtractConfig) -> Tensor:
-    """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`)."""
+                 config: ExtractConfig) -> tuple[Tensor, list[int], list[int]]:
+    """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`). Returns the object
+    masks in one window per frame, bool [N, a, b], and the windows' top-left corners y0, x0."""
     n, _, h, w = frames.shape
     if config.mode == "plate":
         if background is None:
@@ -374,9 +383,8 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     pal = _palette(source, fm, config.palette_size)
     gate = _Gate(frames, bg, g, o, thr, pal, config.strong)
     cand, y0, x0 = _candidates(gate, n, (h, w), int(fm.sum()) < _ROI_MIN_AREA)
-    obj = torch.zeros(n, h, w, dtype=torch.bool, device=frames.device)
     if cand.numel() == 0 or not bool(cand.any()):
-        return obj
+        return cand, y0, x0
     # An object that resembles the scene behind it (a yellow ball on a brown floor) breaks into
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
@@ -388,11 +396,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # texture matches the scene. In the windows, as in the whole frame: no candidate lies within
     # 3 px of a window edge that is not the image's.
     opened = dilate(erode(win), 5) & win
-    win = erode(dilate(opened)) | opened
-    a, b = win.shape[1:]
-    for k in range(n):
-        obj[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = win[k]
-    return obj
+    return erode(dilate(opened)) | opened, y0, x0
 
 
 def _sam2_masks(frames: Tensor, first_mask: Tensor, config: ExtractConfig) -> Tensor:
