@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import newtonbench.metrics.functional.flow as flow_module
 import numpy as np
 import pytest
 import torch
-from newtonbench.metrics.functional.flow import estimate_flow, lucas_kanade_flow
+from newtonbench.metrics.functional.flow import _box, estimate_flow, lucas_kanade_flow
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, UnknownNameError
 
@@ -118,6 +119,33 @@ def test_flow_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(
         lambda x: lucas_kanade_flow(x, levels=2, iterations=2, window=3), (frames,), fast_mode=True
     )
+
+
+def test_box_filter_matches_avg_pool_and_its_gradient_is_exact():
+    # The flow's window mean (separable window sums by doubling, one autograd node with a hand-written
+    # backward) against the plain definition: avg_pool2d over the replicate-padded image.
+    x = torch.rand(2, 5, 9, 13, dtype=torch.float64, requires_grad=True)
+    for size in (1, 3, 5, 7, 9):
+        r = size // 2
+        ref = torch.nn.functional.avg_pool2d(
+            torch.nn.functional.pad(x, (r, r, r, r), mode="replicate"), size, 1
+        )
+        torch.testing.assert_close(_box(x, size), ref, rtol=1e-12, atol=1e-14)
+        assert torch.autograd.gradcheck(lambda y, k=size: _box(y, k), (x,))
+
+
+def test_long_clips_in_chunks_give_the_same_flow():
+    # Pairs run in cache-sized chunks (each with its own pyramid): the result must not depend on the split.
+    t = torch.arange(6, dtype=torch.float64)
+    clip = textured_clip(24, 20, accelerating(t, (0.0, 0.0), (0.8, -0.5), (0.2, 0.1)), seed=4).float()
+    whole = lucas_kanade_flow(clip)
+    before = flow_module._CHUNK_VALUES
+    try:
+        flow_module._CHUNK_VALUES = 2 * 3 * 24 * 20  # two pairs per chunk: chunks of 2, 2 and 1 pairs
+        chunked = lucas_kanade_flow(clip)
+    finally:
+        flow_module._CHUNK_VALUES = before
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
 
 
 def test_bad_inputs_fail_with_clear_errors():
