@@ -156,7 +156,9 @@ def _load(ds, clip: dict, path: Path | None, need_plate: bool, decode: bool = Tr
     if not decode:
         return item
     try:
-        video = read_video(path, fps_hint=float(clip["fps"]))
+        # One decoder thread: the clips are decoded in parallel by the scorer's worker threads
+        # (FFmpeg's frame threads on top only wait and fight them for the cores).
+        video = read_video(path, fps_hint=float(clip["fps"]), threads=1)
     except VideoReadError as e:
         item.status, item.detail = "unreadable", str(e)
         return item
