@@ -78,6 +78,7 @@ class Extraction:
     centroids: Tensor  # [N, 2] (u, v) px, NaN where not valid
     valid: Tensor  # bool [N]: object found in that frame
     area: Tensor  # [N] pixels
+    boxes: Tensor | None = None  # long [N, 4]: (y0, y1, x0, x1) of each mask, (0, 0, 0, 0) when empty
 
 
 def to_float_frames(frames: np.ndarray | Tensor, size: tuple[int, int], device: torch.device | str = "cpu") -> Tensor:
@@ -197,7 +198,21 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     a, b = win.shape[1:]
     for k in range(n):
         masks[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = win[k]
-    return Extraction(masks, centroids, valid, area)
+    return Extraction(masks, centroids, valid, area, _boxes(win, y0, x0))
+
+
+def _boxes(win: Tensor, y0: list[int], x0: list[int]) -> Tensor:
+    """long [N, 4]: (y0, y1, x0, x1) of each window's mask in frame coordinates, zeros when empty."""
+    n = win.shape[0]
+    if win.numel() == 0:
+        return torch.zeros(n, 4, dtype=torch.long, device=win.device)
+    rows, cols = win.any(2), win.any(1)  # [N, a], [N, b]
+    a, b = rows.shape[1], cols.shape[1]
+    top, bottom = rows.to(torch.uint8).argmax(1), a - rows.flip(1).to(torch.uint8).argmax(1)
+    left, right = cols.to(torch.uint8).argmax(1), b - cols.flip(1).to(torch.uint8).argmax(1)
+    off = torch.tensor([y0, y0, x0, x0], dtype=torch.long, device=win.device).T
+    out = torch.stack([top, bottom, left, right], 1) + off
+    return torch.where(rows.any(1)[:, None], out, torch.zeros_like(out))
 
 
 def _self_background(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, colours: int = 16,

@@ -274,18 +274,25 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"
     times = times[:n_keep]
     frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8 when already at (h, w)
-    gt_masks = torch.as_tensor(item.gt_masks.astype(bool), device=device)
+    gt_u8 = torch.as_tensor(item.gt_masks, device=device)  # uint8 {0, 1}; bool only where cropped
     first_frame = to_float_frames(item.first_frame[None], (h, w), device)[0]
     bg = to_float_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
-    ex = extract(frames, gt_masks[0], first_frame, bg, extract_cfg)
+    ex = extract(frames, gt_u8[0] != 0, first_frame, bg, extract_cfg)
     if not bool(ex.valid[0]):
-        return "object_not_found", f"object area {int(ex.area[0])} px in the first frame, ground truth {int(gt_masks[0].sum())} px"
+        return "object_not_found", f"object area {int(ex.area[0])} px in the first frame, ground truth {int((gt_u8[0] != 0).sum())} px"
 
     pred_c, pred_ok = interpolate_track(times, ex.centroids.to(torch.float64), ex.valid, bench_times, fps)
     near = nearest_frames(times, bench_times)
-    pred_masks = ex.masks[near] & present[:, None, None]
     mask_ok = ex.valid[near] & present
-    gt_c, gt_ok = mask_centroids(gt_masks, torch.float64)
+    # The ground truth's masks are read in their bounding box over all frames (not the frame).
+    gt_any = gt_u8.amax(0)
+    g_rows, g_cols = gt_any.amax(1).nonzero().flatten(), gt_any.amax(0).nonzero().flatten()
+    if len(g_rows):
+        gy0, gy1, gx0, gx1 = int(g_rows[0]), int(g_rows[-1]) + 1, int(g_cols[0]), int(g_cols[-1]) + 1
+        gt_c, gt_ok = mask_centroids(gt_u8[:, gy0:gy1, gx0:gx1] != 0, torch.float64)
+        gt_c = gt_c + torch.tensor([gx0, gy0], dtype=torch.float64, device=device)
+    else:
+        gt_c, gt_ok = mask_centroids(gt_u8[:, :1, :1] != 0, torch.float64)
     segments, window = _segments_and_window(item.traj, clip)
     depth_eff = float(clip["motion_plane_depth_m"]) / _silhouette_gain(item.traj, gt_c, gt_ok, window)
     idx = np.flatnonzero(window)
@@ -308,16 +315,22 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         return "object_lost", f"object found in {found} of {total} {where}"
     # Every mask metric reads only the region the two objects visit: crop it once (8 px margin),
     # so the per-pixel work scales with the object, not with the frame.
-    union = (pred_masks | gt_masks).any(0)
-    rows, cols = union.any(1).nonzero().flatten(), union.any(0).nonzero().flatten()
-    y0, y1 = _crop_range(int(rows[0]), int(rows[-1]) + 1, h, margin=8, min_side=32)
-    x0, x1 = _crop_range(int(cols[0]), int(cols[-1]) + 1, w, margin=8, min_side=32)
+    # The union of both objects' boxes: the generated masks' per-frame boxes (of the frames the
+    # benchmark times pick) and the ground truth's box.
+    boxes = ex.boxes[near[present]]
+    boxes = boxes[boxes[:, 1] > boxes[:, 0]]
+    if len(g_rows):
+        boxes = torch.cat([boxes, boxes.new_tensor([[gy0, gy1, gx0, gx1]])])
+    y0, y1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=8, min_side=32)
+    x0, x1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=8, min_side=32)
+    # crop first, then pick frames: never a full-size copy of the clip
+    pred_masks = ex.masks[:, y0:y1, x0:x1][near] & present[:, None, None]
     prepared = _Prepared(
         clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
-        pred_masks=pred_masks[:, y0:y1, x0:x1].contiguous(), mask_ok=mask_ok,
+        pred_masks=pred_masks, mask_ok=mask_ok,
         # crop first, then pick frames: never a full-size copy of the clip
         frames=as_float(frames[..., y0:y1, x0:x1][near]) * present[:, None, None, None],
-        gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_masks[:, y0:y1, x0:x1].contiguous(), size=(h, w),
+        gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_u8[:, y0:y1, x0:x1] != 0, size=(h, w),
         segments=torch.as_tensor(segments, device=device),
         fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,
     )
@@ -325,7 +338,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         # The residual is weighted by the object mask: only flow on the object counts. A crop around
         # the object's whole track (16 px margin, >= 128 px a side so the pyramid still follows fast
         # motion) gave the same residual to 0.1% as the full frame, in half the time.
-        fm = pred_masks[present]
+        fm = ex.masks[near[present]]
         rows, cols = fm.any(0).any(1).nonzero().flatten(), fm.any(0).any(0).nonzero().flatten()
         fy0, fy1 = _crop_range(int(rows[0]), int(rows[-1]) + 1, h)
         fx0, fx1 = _crop_range(int(cols[0]), int(cols[-1]) + 1, w)
@@ -338,8 +351,8 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         pc = ex.centroids[pred_idx].to(torch.float64)
         prepared.pisa = {
             "l2": pisa_l2(pc[None], gt_c[gt_idx][None], (ex.valid[pred_idx] & gt_ok[gt_idx])[None], h),
-            "chamfer": pisa_chamfer(ex.masks[pred_idx][None], gt_masks[gt_idx][None]),
-            "iou": pisa_iou(ex.masks[pred_idx][None], gt_masks[gt_idx][None]),
+            "chamfer": pisa_chamfer(ex.masks[pred_idx][None], (gt_u8[gt_idx] != 0)[None]),
+            "iou": pisa_iou(ex.masks[pred_idx][None], (gt_u8[gt_idx] != 0)[None]),
         }
     return prepared
 
