@@ -84,3 +84,39 @@ def test_extractor_config_errors(tmp_path):
     except ImportError:
         with pytest.raises(MissingDependencyError, match=r"newtonbench\[sam2\]"):
             extract(frames, masks[0], frames[0], bg, ExtractConfig(mode="sam2", sam2_checkpoint=str(ckpt)))
+
+
+def test_windowed_extraction_equals_full_frame(monkeypatch):
+    """The extractor searches a 3-px lattice, then full resolution in a window per frame: the masks
+    must be those of the full-frame search, with a 1-px line across the frame (a smeared scene edge,
+    on a lattice row and touching the object) and a second, smaller blob present."""
+    from newtonbench.metrics import extract as E
+
+    rng = np.random.default_rng(1)
+    t, h, w = 8, 96, 128
+    plate = (rng.random((h, w, 3)) * 60 + 90).astype(np.uint8)
+    frames = np.repeat(plate[None], t, 0)
+    truth = np.zeros((t, h, w), bool)
+    for i in range(t):
+        y, x = 10 + 9 * i, 5 + 13 * i
+        truth[i, y:y + 11, x:x + 13] = True
+    frames[truth] = (230, 40, 30)
+    frames[4:, 66, :] = (225, 50, 40)  # a 1-px line through the object's row span from frame 4 on
+    frames[:, 86:90, 2:6] = (228, 45, 35)  # a 4x4 blob: fewer eroded pixels than the object
+    u8 = E.bench_grid_frames(frames, (h, w))
+    assert u8.dtype == torch.uint8
+    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255  # noqa: E731
+    first, bg = as_f(frames[0]), as_f(plate)
+    windowed = extract(u8, torch.as_tensor(truth[0]), first, bg)
+    from_float = extract(E.to_float_frames(frames, (h, w)), torch.as_tensor(truth[0]), first, bg)
+    monkeypatch.setattr(E, "_ROI_MIN_AREA", 10**9)  # every frame searched whole
+    full = extract(u8, torch.as_tensor(truth[0]), first, bg)
+    assert torch.equal(windowed.masks, full.masks) and torch.equal(from_float.masks, full.masks)
+    assert windowed.valid.all()
+    torch.testing.assert_close(windowed.centroids, full.centroids, atol=1e-4, rtol=0)
+    # The object itself, without the line's pixels beyond 2 px of its body.
+    assert (windowed.masks & torch.as_tensor(truth)).sum() == truth.sum()
+    assert not windowed.masks[:, 86:90, 2:6].any()
+    boxes = windowed.boxes
+    ys, xs = np.nonzero(windowed.masks[5].numpy())
+    assert boxes[5].tolist() == [ys.min(), ys.max() + 1, xs.min(), xs.max() + 1]
