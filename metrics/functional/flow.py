@@ -63,37 +63,21 @@ def estimate_flow(frames: Tensor, method: str = "lk", **kw) -> Tensor:
 # Weight-free pyramidal Lucas-Kanade
 
 
-def _window_sum(x: Tensor, size: int, n: int, dim: int) -> Tensor:
-    """Sums of ``size`` consecutive entries along ``dim`` (length ``n + size - 1`` -> ``n``).
+def _window_sum(x: Tensor, size: int, dim: int) -> Tensor:
+    """Sums of ``size`` consecutive entries along ``dim`` (length L -> L - size + 1).
 
-    Built by doubling (runs of 1, 2, 4, ... entries, combined by the binary digits of ``size``): about
-    log2(size) + popcount(size) adds of whole tensors. Measured on one CPU thread this is ~8x faster than
-    ``avg_pool2d`` (whose CPU kernel loops over the full size x size window per output pixel) and than a
-    grouped conv2d, forward and backward, and it is exact up to float rounding.
+    ``unfold`` is a view, so this is one strided reduction. Measured on one CPU thread it is 2-12x faster
+    than ``avg_pool2d`` (whose CPU kernel loops over the full size x size window per output pixel), than a
+    grouped conv2d, than cumulative sums and than doubling sums of shifted slices.
     """
-    runs = {1: x}
-    k = 1
-    while 2 * k <= size:
-        r = runs[k]
-        length = r.shape[dim] - k
-        runs[2 * k] = r.narrow(dim, 0, length) + r.narrow(dim, k, length)
-        k *= 2
-    out, offset = None, 0
-    while k:
-        if size & k:
-            part = runs[k].narrow(dim, offset, n)
-            out = part if out is None else out + part
-            offset += k
-        k //= 2
-    return out
+    return x.unfold(dim, size, 1).sum(-1)
 
 
 def _box_forward(x: Tensor, size: int) -> Tensor:
     r = size // 2
-    h, w = x.shape[-2:]
     p = F.pad(x, (r, r, r, r), mode="replicate")
     # Separable: window sums along u, then along v.
-    return _window_sum(_window_sum(p, size, w, -1), size, h, -2) * (1.0 / (size * size))
+    return _window_sum(_window_sum(p, size, -1), size, -2) * (1.0 / (size * size))
 
 
 class _BoxMean(torch.autograd.Function):
@@ -112,12 +96,11 @@ class _BoxMean(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         size = ctx.size
         r = size // 2
-        h, w = x.shape[-2:]
         # Adjoint of "window mean over the replicate-padded image": window sums of the zero-padded
         # gradient give the gradient of the padded image, whose border is then folded back onto the edge
         # pixels (the adjoint of replicate padding).
         g = F.pad(grad, (2 * r, 2 * r, 2 * r, 2 * r))
-        g = _window_sum(_window_sum(g, size, w + 2 * r, -1), size, h + 2 * r, -2) * (1.0 / (size * size))
+        g = _window_sum(_window_sum(g, size, -1), size, -2) * (1.0 / (size * size))
         return torch.ops.aten.replication_pad2d_backward(g, x, [r, r, r, r]), None
 
 
