@@ -104,7 +104,8 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> t
     (thousands of pixels fix two numbers per channel).
     """
     n, c = frames.shape[:2]
-    f = as_float(frames[..., ::stride, ::stride]).reshape(n, c, -1).contiguous()  # dense: fast elementwise ops
+    # dense (a channels-last uint8 view is made contiguous before the conversion): fast elementwise ops
+    f = as_float(frames[..., ::stride, ::stride].contiguous()).reshape(n, c, -1)
     b = bg[..., ::stride, ::stride].reshape(1, c, -1).expand_as(f)
     w = torch.ones_like(f[:, :1])
     g = torch.ones(n, c, 1, dtype=f.dtype, device=f.device)
@@ -342,10 +343,13 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     # Keep the hits that may belong to a 3x3 block of candidates (the full-resolution colour
     # distance test, without the palette, on their 5x5 neighbourhood): a codec-smeared 1-px edge
     # of the scene along a lattice row is dropped. Keeping too many hits only costs time.
-    k, i, j = hits.nonzero(as_tuple=True)
+    # A hit whose four lattice neighbours are hits too is kept unchecked (inside a large blob).
+    pad = F.pad(hits, (1, 1, 1, 1))
+    inner = hits & pad[:, :-2, 1:-1] & pad[:, 2:, 1:-1] & pad[:, 1:-1, :-2] & pad[:, 1:-1, 2:]
+    k, i, j = (hits & ~inner).nonzero(as_tuple=True)
     if len(k):
         core = erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4].flatten(1).any(1)
-        hits = torch.zeros_like(hits)
+        hits = inner
         hits[k[core], i[core], j[core]] = True
     hy, hx = hits.any(2).numpy(force=True), hits.any(1).numpy(force=True)  # [N, len(ly)], [N, len(lx)]
     found = hy.any(1)
