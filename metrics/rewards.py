@@ -121,9 +121,9 @@ class RewardOptions:
             value stays in full-resolution pixels), None = full resolution.
         kinematic_masked: weight the ``kinematic`` residual by the object's soft mask (needs a plate or a
             first mask). Default False: the paper's whole-frame residual. Around a small moving object the
-            whole-frame residual is dominated by occlusion edges in the background (measured: 0.26 for an
-            exact constant-acceleration 32x32 clip vs 0.40 with a velocity kink); restricted to the object
-            it separates them (0.016 vs 1.11). But the mask comes from the generated frames themselves, so
+            whole-frame residual is dominated by occlusion edges in the background (measured: 0.24 for an
+            exact constant-acceleration 32x32 clip vs 0.39 with a velocity kink); restricted to the object
+            it separates them (0.017 vs 1.12). But the mask comes from the generated frames themselves, so
             early in training (noise-like samples) it adds a second, competing gradient path: on the tiny
             test pipelines 5 reward steps lowered the masked term by 5%, the whole-frame one by 30%.
         mass_backend: ``"stats"`` (weight-free) or ``"vjepa2"``.
