@@ -163,6 +163,50 @@ def _pyramid_levels(h: int, w: int, levels: int | None, min_size: int) -> int:
     return n
 
 
+class _Maps(torch.autograd.Function):
+    """The five per-pixel maps of an iteration, before the window: inside * (s11, s12, s22, -b1, -b2) with
+    s = g g^T and b = 4 g e - s f0 (16x units; g the plain central differences, replicate border, of
+    i1 + warped, e = warped - i1, summed over channels), as ONE autograd node with a hand-written backward
+    (recorded op by op: ~20 nodes per iteration, whose overhead dominates on small images)."""
+
+    @staticmethod
+    def forward(ctx, i1: Tensor, warped: Tensor, flow: Tensor, inside: Tensor) -> Tensor:
+        m = i1 + warped
+        it = warped - i1
+        p = F.pad(m, (1, 1, 1, 1), mode="replicate")
+        gx = p[..., 1:-1, 2:] - p[..., 1:-1, :-2]
+        gy = p[..., 2:, 1:-1] - p[..., :-2, 1:-1]
+        s11, s12, s22 = (gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)
+        e1, e2 = (gx * it).sum(1), (gy * it).sum(1)
+        du0, dv0 = flow[:, 0], flow[:, 1]
+        b1 = torch.addcmul(torch.addcmul(-4.0 * e1, s11, du0), s12, dv0)
+        b2 = torch.addcmul(torch.addcmul(-4.0 * e2, s12, du0), s22, dv0)
+        ctx.save_for_backward(gx, gy, it, s11, s12, s22, flow, inside)
+        return torch.stack((s11, s12, s22, b1, b2), dim=1).mul_(inside)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        gx, gy, it, s11, s12, s22, flow, inside = ctx.saved_tensors
+        g11, g12, g22, h1, h2 = (grad * inside).unbind(1)
+        du0, dv0 = flow[:, 0], flow[:, 1]
+        d11 = torch.addcmul(g11, h1, du0)
+        d12 = torch.addcmul(torch.addcmul(g12, h1, dv0), h2, du0)
+        d22 = torch.addcmul(g22, h2, dv0)
+        g_flow = torch.stack((torch.addcmul(h1 * s11, h2, s12), torch.addcmul(h1 * s12, h2, s22)), dim=1)
+        d11, d12, d22, d1, d2 = (x.unsqueeze(1) for x in (d11, d12, d22, -4.0 * h1, -4.0 * h2))
+        dgx = gx * (2.0 * d11) + gy * d12 + it * d1
+        dgy = gx * d12 + gy * (2.0 * d22) + it * d2
+        dit = gx * d1 + gy * d2
+        # Adjoint of the central differences on the replicate-padded image.
+        dp = gx.new_zeros(*gx.shape[:-2], gx.shape[-2] + 2, gx.shape[-1] + 2)
+        dp[..., 1:-1, 2:] += dgx
+        dp[..., 1:-1, :-2] -= dgx
+        dp[..., 2:, 1:-1] += dgy
+        dp[..., :-2, 1:-1] -= dgy
+        dm = torch.ops.aten.replication_pad2d_backward(dp, gx, [1, 1, 1, 1])
+        return dm - dit, dm + dit, g_flow, None
+
+
 class _Solve(torch.autograd.Function):
     """Per-pixel 2x2 solve f = (A + eps I)^-1 (eps f0 - B) as ONE autograd node (hand-written backward: with
     M = A + eps I symmetric, dL/dn = M^-1 g and dL/dM = -(M^-1 g) f^T). Recorded op by op it was ~13 nodes
@@ -237,23 +281,11 @@ def _lk_iteration(i1: Tensor, i2: Tensor, flow: Tensor, geo: _Level, window: int
         padding_mode="border",
         align_corners=True,
     )
-    m = i1 + warped
-    it = warped - i1
-    p = F.pad(m, (1, 1, 1, 1), mode="replicate")
-    gx = p[..., 1:-1, 2:] - p[..., 1:-1, :-2]
-    gy = p[..., 2:, 1:-1] - p[..., :-2, 1:-1]
-    s11, s12, s22 = (gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)
-    e1, e2 = (gx * it).sum(1), (gy * it).sum(1)
-    du0, dv0 = flow[:, 0], flow[:, 1]
-    # B's integrand in 16x units: 4 (g e) - (16 g g^T) f0.
-    b1 = torch.addcmul(torch.addcmul(-4.0 * e1, s11, du0), s12, dv0)
-    b2 = torch.addcmul(torch.addcmul(-4.0 * e2, s12, du0), s22, dv0)
     # Pixels whose match lies outside the second frame carry no information (border padding would pin
     # their flow to the image edge and the iterations would spread that inwards): zero weight.
     with torch.no_grad():
-        inside = ((flow >= geo.low) & (flow <= geo.high)).all(1)
-    # (b1, b2 hold -B's integrand: the solve below adds instead of subtracting.)
-    maps = torch.stack((s11, s12, s22, b1, b2), dim=1) * inside.unsqueeze(1).to(flow.dtype)
+        inside = ((flow >= geo.low) & (flow <= geo.high)).all(1, keepdim=True).to(flow.dtype)
+    maps = _Maps.apply(i1, warped, flow, inside)
     return _Solve.apply(_box(maps, window), flow, 16.0 * eps)
 
 
