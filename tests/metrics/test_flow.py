@@ -134,6 +134,23 @@ def test_box_filter_matches_avg_pool_and_its_gradient_is_exact():
         assert torch.autograd.gradcheck(lambda y, k=size: _box(y, k), (x,))
 
 
+def test_hand_written_backwards_are_exact():
+    # The iteration's maps and its 2x2 solve are single autograd nodes with hand-written backwards: full
+    # (not fast-mode) gradcheck on every input that carries a gradient.
+    g = torch.Generator().manual_seed(5)
+    i1, warped = (torch.rand(2, 3, 5, 6, dtype=torch.float64, generator=g).requires_grad_() for _ in range(2))
+    flow = torch.randn(2, 2, 5, 6, dtype=torch.float64, generator=g).requires_grad_()
+    inside = (torch.rand(2, 1, 5, 6, generator=g) > 0.3).double()
+    assert torch.autograd.gradcheck(
+        lambda a, b, f: flow_module._Maps.apply(a, b, f, inside), (i1, warped, flow)
+    )
+    boxed = torch.rand(2, 5, 5, 6, dtype=torch.float64, generator=g)
+    boxed[:, 0] += 1.0
+    boxed[:, 2] += 1.0  # a positive definite structure tensor, as the window mean of g g^T + eps I is
+    boxed.requires_grad_()
+    assert torch.autograd.gradcheck(lambda b, f: flow_module._Solve.apply(b, f, 0.3), (boxed, flow))
+
+
 def test_long_clips_in_chunks_give_the_same_flow():
     # Pairs run in cache-sized chunks (each with its own pyramid): the result must not depend on the split.
     t = torch.arange(6, dtype=torch.float64)
