@@ -105,7 +105,7 @@ def test_windowed_extraction_equals_full_frame(monkeypatch):
     frames[:, 86:90, 2:6] = (228, 45, 35)  # a 4x4 blob: fewer eroded pixels than the object
     u8 = E.bench_grid_frames(frames, (h, w))
     assert u8.dtype == torch.uint8
-    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255  # noqa: E731
+    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
     first, bg = as_f(frames[0]), as_f(plate)
     windowed = extract(u8, torch.as_tensor(truth[0]), first, bg)
     from_float = extract(E.to_float_frames(frames, (h, w)), torch.as_tensor(truth[0]), first, bg)
