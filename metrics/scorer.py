@@ -192,7 +192,7 @@ class _Prepared:
     pred_ok: torch.Tensor  # bool [T]
     pred_masks: torch.Tensor  # bool [T, h, w] nearest generated frame, cropped to the objects' region
     mask_ok: torch.Tensor  # bool [T]
-    frames: torch.Tensor  # float [T, 3, h, w] nearest generated frame, same crop
+    frames: torch.Tensor | None  # float [T, 3, h, w] nearest generated frame, same crop (freed once used)
     gt_c: torch.Tensor
     gt_ok: torch.Tensor
     gt_masks: torch.Tensor  # bool [T, h, w], same crop
@@ -206,6 +206,7 @@ class _Prepared:
     flow_frames: torch.Tensor | None = None  # [T', 3, h', w'] covered frames, cropped for the flow
     flow_masks: torch.Tensor | None = None
     kinematic: float | None = None  # the residual, once computed (in the worker thread)
+    mask_metrics: dict | None = None  # chamfer, iou, consistency ([1] tensors), once computed
 
 
 def _segments_and_window(traj: dict, clip: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -354,7 +355,18 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
             "chamfer": pisa_chamfer(ex.masks[pred_idx][None], (gt_u8[gt_idx] != 0)[None]),
             "iou": pisa_iou(ex.masks[pred_idx][None], (gt_u8[gt_idx] != 0)[None]),
         }
+    # The mask metrics read only this clip's crop: computed here, in the worker thread, so that the
+    # clips' kernels run in parallel (in the main thread they were most of its time and the run
+    # waited on them); the float crop is then freed.
+    prepared.mask_metrics = _mask_metrics(prepared)
+    prepared.frames = None
     return prepared
+
+
+def _mask_metrics(p: _Prepared) -> dict:
+    pm, gm, pr = p.pred_masks[None], p.gt_masks[None], p.present[None]
+    return {"chamfer": chamfer_distance(pm, gm, pr), "iou": mask_iou(pm, gm, pr),
+            "consistency": consistency(p.frames[None], pm, p.mask_ok[None], gm.sum((-2, -1)), pr)}
 
 
 # --- batched metrics ----------------------------------------------------------------------------
@@ -416,10 +428,8 @@ def _compute(batch: list[_Prepared], cfg: ScoreConfig) -> list[dict]:
     # Mask metrics clip by clip: each clip has its own crop (the kernels take B = 1 happily).
     per_clip = collections.defaultdict(list)
     for p in batch:
-        pm, gm, pr = p.pred_masks[None], p.gt_masks[None], p.present[None]
-        per_clip["chamfer"].append(chamfer_distance(pm, gm, pr))
-        per_clip["iou"].append(mask_iou(pm, gm, pr))
-        per_clip["consistency"].append(consistency(p.frames[None], pm, p.mask_ok[None], gm.sum((-2, -1)), pr))
+        for k, v in (p.mask_metrics or _mask_metrics(p)).items():
+            per_clip[k].append(v)
     for k, v in per_clip.items():
         m[k] = torch.cat([x.to(dev, torch.float64) for x in v])
     m["chamfer_norm"] = m["chamfer"] / diag
