@@ -136,6 +136,19 @@ def test_residual_of_a_flow_matches_numpy_reference(follow, masked):
     np.testing.assert_allclose(got.numpy(), _numpy_residual(flow, mask, follow), rtol=1e-10)
 
 
+def test_masked_residual_without_autograd_equals_the_dense_path():
+    # Without autograd a masked residual reads trajectories only at the mask's pixels (the scorer's
+    # path); with gradients it is the dense per-pixel path. Same values, also with a pixel scale and with
+    # trajectories leaving the image.
+    rng = np.random.default_rng(11)
+    flow = torch.from_numpy(rng.normal(0, 2.0, (2, 6, 2, 9, 11)))
+    mask = torch.from_numpy(rng.random((2, 7, 9, 11)) * (rng.random((2, 7, 9, 11)) > 0.7))
+    for scale in ((1.0, 1.0), (1.7, 0.6)):
+        sparse = kinematic_residual_from_flow(flow, mask, pixel_scale=scale)
+        dense = kinematic_residual_from_flow(flow.clone().requires_grad_(True), mask, pixel_scale=scale)
+        torch.testing.assert_close(sparse, dense.detach(), rtol=1e-12, atol=0)
+
+
 def test_empty_mask_gives_nan_not_a_fake_zero():
     flow = torch.randn(2, 4, 2, 5, 5, dtype=torch.float64)
     mask = torch.ones(2, 5, 5, 5, dtype=torch.float64)
