@@ -61,6 +61,9 @@ def _second_difference_along_flow(flow: Tensor) -> tuple[Tensor, Tensor]:
     return d2, weight
 
 
+_SPARSE_FRACTION = 0.05
+
+
 def _bilinear_points(flow: Tensor, index: Tensor, u: Tensor, v: Tensor) -> Tensor:
     """flow [M, 2, H, W] read at points (u, v) [K] of images index [K], border-clamped bilinear (the same
     values as ``sample_at``): [K, 2]."""
@@ -135,9 +138,16 @@ def kinematic_residual_from_flow(
         raise InvalidValueError(f"the kinematic residual needs at least 4 frames; got T={n + 1}")
     if mask is not None and mask.shape != (b, n + 1, h, w):
         raise InvalidValueError(f"mask must be [B, T, H, W] = {(b, n + 1, h, w)}; got {tuple(mask.shape)}")
+    # Point by point costs ~15x more per pixel than the dense path: worth it only for sparse masks (the
+    # scorer's object covers a few percent of its crop). Measured crossover on one thread: ~8% of pixels.
     sparse = follow and mask is not None
     if sparse and not (torch.is_grad_enabled() and (flow.requires_grad or mask.requires_grad)):
-        num, total = _masked_residual_along_flow(flow, mask[:, : n - 2].to(flow.dtype), pixel_scale)
+        anchored = mask[:, : n - 2]
+        sparse = int(torch.count_nonzero(anchored)) <= _SPARSE_FRACTION * anchored.numel()
+    else:
+        sparse = False
+    if sparse:
+        num, total = _masked_residual_along_flow(flow, anchored.to(flow.dtype), pixel_scale)
         value = num / total.clamp_min(torch.finfo(flow.dtype).tiny)
         return torch.where(total > 0, value, torch.full_like(value, float("nan")))
     if follow:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import newtonbench.metrics.functional.kinematic as kinematic_module
 import numpy as np
 import pytest
 import torch
@@ -136,10 +137,12 @@ def test_residual_of_a_flow_matches_numpy_reference(follow, masked):
     np.testing.assert_allclose(got.numpy(), _numpy_residual(flow, mask, follow), rtol=1e-10)
 
 
-def test_masked_residual_without_autograd_equals_the_dense_path():
-    # Without autograd a masked residual reads trajectories only at the mask's pixels (the scorer's
-    # path); with gradients it is the dense per-pixel path. Same values, also with a pixel scale and with
-    # trajectories leaving the image.
+def test_masked_residual_without_autograd_equals_the_dense_path(monkeypatch):
+    # Without autograd a sparse mask's residual reads trajectories only at the mask's pixels (the scorer's
+    # path); with gradients, or for dense masks, it is the per-pixel path. Same values, also with a pixel
+    # scale and with trajectories leaving the image. The sparsity threshold is lifted so both paths see
+    # the same (dense-ish) mask.
+    monkeypatch.setattr(kinematic_module, "_SPARSE_FRACTION", 1.0)
     rng = np.random.default_rng(11)
     flow = torch.from_numpy(rng.normal(0, 2.0, (2, 6, 2, 9, 11)))
     mask = torch.from_numpy(rng.random((2, 7, 9, 11)) * (rng.random((2, 7, 9, 11)) > 0.7))
@@ -147,6 +150,8 @@ def test_masked_residual_without_autograd_equals_the_dense_path():
         sparse = kinematic_residual_from_flow(flow, mask, pixel_scale=scale)
         dense = kinematic_residual_from_flow(flow.clone().requires_grad_(True), mask, pixel_scale=scale)
         torch.testing.assert_close(sparse, dense.detach(), rtol=1e-12, atol=0)
+    ref = _numpy_residual(flow.numpy(), mask.numpy(), follow=True)
+    np.testing.assert_allclose(kinematic_residual_from_flow(flow, mask).numpy(), ref, rtol=1e-10)
 
 
 def test_empty_mask_gives_nan_not_a_fake_zero():
