@@ -330,7 +330,9 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
         pred_masks=pred_masks, mask_ok=mask_ok,
         # crop first, then pick frames: never a full-size copy of the clip
-        frames=as_float(frames[..., y0:y1, x0:x1][near]) * present[:, None, None, None],
+        # (dense [T, 3, h, w] before the conversion: a channels-last view made the kernels' per-channel
+        # reductions several times slower)
+        frames=as_float(frames[..., y0:y1, x0:x1][near].contiguous()).mul_(present[:, None, None, None]),
         gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_u8[:, y0:y1, x0:x1] != 0, size=(h, w),
         segments=torch.as_tensor(segments, device=device),
         fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,
