@@ -103,6 +103,13 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> t
     Returns (g, o), each [N, C, 1, 1]. The fit runs on every `stride`-th pixel in each direction
     (thousands of pixels fix two numbers per channel).
     """
+    g, o, _ = _drift_fit_sigma(frames, bg, iters, stride)
+    return g, o
+
+
+def _drift_fit_sigma(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> tuple[Tensor, Tensor, Tensor]:
+    """`_drift_fit`, and the frames' robust noise level after the correction: 1.4826 x the median
+    corrected colour distance to the background over the same pixels ([N])."""
     n, c = frames.shape[:2]
     # dense (a channels-last uint8 view is made contiguous before the conversion): fast elementwise ops
     f = as_float(frames[..., ::stride, ::stride].contiguous()).reshape(n, c, -1)
@@ -123,7 +130,7 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> t
         sigma = 1.4826 * d.median(-1, keepdim=True).values
         # The object (and anything else that moved) drops out of the next fit.
         w = (d <= torch.maximum(3 * sigma, torch.full_like(sigma, 0.03))).to(f.dtype)
-    return g.unsqueeze(-1), o.unsqueeze(-1)
+    return g.unsqueeze(-1), o.unsqueeze(-1), sigma.flatten()
 
 
 def _drift_correct(frames: Tensor, bg: Tensor) -> Tensor:
@@ -389,10 +396,9 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     else:
         frames = as_float(frames)
         bg = _self_background(frames, first_mask, first_frame)
-    g, o = _drift_fit(frames, bg)
-    # The frame's robust noise level, from every 4th pixel in each direction.
-    d4 = torch.linalg.vector_norm(as_float(frames[..., ::4, ::4]).sub(o).div_(g).sub_(bg[:, ::4, ::4]), dim=1)
-    sigma = 1.4826 * d4.flatten(1).median(-1).values
+    # The drift, and the frame's robust noise level from every 4th pixel in each direction with
+    # that drift corrected (the fit's last pass computes exactly that).
+    g, o, sigma = _drift_fit_sigma(frames, bg)
     thr = torch.clamp(config.noise_k * sigma, min=config.threshold)
     # The object's colours: from the benchmark's first frame (the generated first frame may show the
     # object elsewhere; small colour drift between the two is what `strong` and the gate tolerate).
