@@ -1,6 +1,6 @@
 """From runs to leaderboard cells: per-run means over clips, then mean ± std over the runs of each model.
 
-Aggregation rule (docs/leaderboard.md):
+Aggregation rule (README, The ranking rule):
 - A run's value for a metric in a slice (primitive × distribution, or "all") is the mean of that metric over
   the slice's scored clips (status "ok", non-null) in results.parquet: for a primitive × distribution group
   and for the overall slice this is the same number as summary.json's group mean, which is checked.

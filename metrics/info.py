@@ -30,7 +30,7 @@ class MetricInfo:
     higher_is_better: bool | None
     differentiable: bool  # in the generated frames (the rewards need this)
     version: int
-    formula: str  # plain-text definition, copied into summary.json and docs/score.md
+    formula: str  # plain-text definition, copied into summary.json and the README (Scoring, Metrics)
     target: float | None = None  # the ideal value when higher_is_better is None
     pisa: bool = False  # emitted only with --pisa-compatible
 

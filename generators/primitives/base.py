@@ -132,7 +132,7 @@ class Primitive:
     version: int = 1
     spec_cls: type[Spec] = Spec
     use: str = "flight"  # which object pool: flight | ramp
-    # distribution -> parameter -> Range; documented in docs/generate.md.
+    # distribution -> parameter -> Range; documented in the README (Generating the benchmark).
     ranges: ClassVar[dict[str, dict[str, Range]]] = {}
     description: str = ""
 

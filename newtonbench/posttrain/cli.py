@@ -66,7 +66,7 @@ _device = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), d
     "reward_spec",
     default="kinematic=1,mass=0.5,accel=1",
     show_default=True,
-    help="Reward mode: weighted penalty terms NAME=WEIGHT, minimised (see docs/rewards.md).",
+    help="Reward mode: weighted penalty terms NAME=WEIGHT, minimised (see the README, Physics rewards).",
 )
 @click.option(
     "--reward-option", multiple=True, metavar="KEY=VALUE", help="Keyword option of build_reward (repeatable)."
