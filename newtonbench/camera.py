@@ -94,7 +94,7 @@ class Camera:
         distance_m: float,
         look_at_x: float,
         look_at_z: float,
-    ) -> "Camera":
+    ) -> Camera:
         """A camera on the -y side of the motion plane y = 0, optical axis along +y (perpendicular to
         the plane), centred on (look_at_x, 0, look_at_z). Square pixels; principal point at the centre.
 

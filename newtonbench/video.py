@@ -51,22 +51,21 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 10,
     if h % 2 or w % 2:
         raise InvalidValueError(f"resolution {w}x{h} is odd; allowed: even width and height (H.264 4:2:0)")
     rate = Fraction(fps).limit_denominator(1000)
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w") as container:
-            stream = container.add_stream(codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.codec_context.thread_count = 1
-            # mbtree=0: with x264's macroblock-tree rate control the same frames encoded to one of
-            # several bitstreams from run to run (measured: 2 distinct outputs in 15 encodes of one
-            # 64x64 clip, threads=1 or not); without it, 1 in 30. threads=1 for the same reason.
-            stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "stillimage" if t == 1 else "film",
-                              "threads": "1", "x264-params": "mbtree=0"}
-            for i in range(t):
-                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.thread_count = 1
+        # mbtree=0: with x264's macroblock-tree rate control the same frames encoded to one of
+        # several bitstreams from run to run (measured: 2 distinct outputs in 15 encodes of one
+        # 64x64 clip, threads=1 or not); without it, 1 in 30. threads=1 for the same reason.
+        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "stillimage" if t == 1 else "film",
+                          "threads": "1", "x264-params": "mbtree=0"}
+        for i in range(t):
+            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+            for packet in stream.encode(frame):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0) -> Video:

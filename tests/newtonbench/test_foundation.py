@@ -64,10 +64,9 @@ def test_clip_id_roundtrip_and_rejects_malformed():
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.json"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
     write_json(target, {"a": 1})
     assert target.read_text().strip() == '{\n  "a": 1\n}'
