@@ -104,10 +104,39 @@ class _BoxMean(torch.autograd.Function):
         return torch.ops.aten.replication_pad2d_backward(g, x, [r, r, r, r]), None
 
 
+# Up to this side the box filter runs as two small matrix products (M_h @ x @ M_w^T, the replicate padding
+# folded into the banded matrices): measured on one thread, [8, 5, s, s] maps forward, 20 -> 8 us at s = 8,
+# 34 -> 14 us at 16, 73 -> 57 us at 32 (the window sums' strided reductions cost a fixed ~10 us each at
+# small sizes), and the backward is two more products. Above it the products' O(side) work per pixel loses.
+_BOX_MATMUL_SIDE = 32
+_BOX_MATRICES: dict[tuple, Tensor] = {}
+
+
+def _box_matrix(n: int, size: int, dtype, device) -> Tensor:
+    """[n, n] window mean along one axis with replicate padding: row i averages entries clamp(i-r..i+r)."""
+    key = (n, size, dtype, str(device))
+    m = _BOX_MATRICES.get(key)
+    if m is None:
+        r = size // 2
+        rows = torch.arange(n).repeat_interleave(size)
+        cols = (torch.arange(n).view(-1, 1) + torch.arange(-r, r + 1)).clamp(0, n - 1).reshape(-1)
+        m = torch.zeros(n, n, dtype=torch.float64).index_put_(
+            (rows, cols), torch.tensor(1.0 / size, dtype=torch.float64), accumulate=True
+        )
+        m = m.to(dtype=dtype, device=device)
+        _BOX_MATRICES[key] = m
+    return m
+
+
 def _box(x: Tensor, size: int) -> Tensor:
     """Mean over a size x size window (odd size), replicate padding; same spatial shape."""
     if size == 1:
         return x
+    h, w = x.shape[-2:]
+    if max(h, w) <= _BOX_MATMUL_SIDE:
+        mh = _box_matrix(h, size, x.dtype, x.device)
+        mw = _box_matrix(w, size, x.dtype, x.device)
+        return torch.matmul(mh, torch.matmul(x, mw.t()))
     if torch.is_grad_enabled() and x.requires_grad:
         return _BoxMean.apply(x, size)
     return _box_forward(x, size)
