@@ -192,7 +192,7 @@ class _Prepared:
     pred_ok: torch.Tensor  # bool [T]
     pred_masks: torch.Tensor  # bool [T, h, w] nearest generated frame, cropped to the objects' region
     mask_ok: torch.Tensor  # bool [T]
-    frames: torch.Tensor | None  # float [T, 3, h, w] nearest generated frame, same crop (freed once used)
+    frames: torch.Tensor | None  # [T, 3, h, w] nearest generated frame (uint8 or float), same crop (freed once used)
     gt_c: torch.Tensor
     gt_ok: torch.Tensor
     gt_masks: torch.Tensor  # bool [T, h, w], same crop
@@ -329,10 +329,10 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     prepared = _Prepared(
         clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
         pred_masks=pred_masks, mask_ok=mask_ok,
-        # crop first, then pick frames: never a full-size copy of the clip
-        # (dense [T, 3, h, w] before the conversion: a channels-last view made the kernels' per-channel
-        # reductions several times slower)
-        frames=as_float(frames[..., y0:y1, x0:x1][near].contiguous()).mul_(present[:, None, None, None]),
+        # crop first, then pick frames: never a full-size copy of the clip. Kept as the extractor
+        # got them (uint8 for a video at the benchmark's size): the consistency kernel converts only
+        # the pixels it reads. Frames the video does not cover are masked by `present` there.
+        frames=frames[..., y0:y1, x0:x1][near],
         gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_u8[:, y0:y1, x0:x1] != 0, size=(h, w),
         segments=torch.as_tensor(segments, device=device),
         fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,

@@ -43,3 +43,20 @@ def erode(mask: Tensor, k: int = 3) -> Tensor:
 def dilate(mask: Tensor, k: int = 3) -> Tensor:
     """Binary dilation of [..., H, W] masks with a k x k square."""
     return _shift_reduce(mask, k, dilation=True)
+
+
+def occupied_box(mask: Tensor, margin: int = 1) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): the box of the pixels set in any of the [..., H, W] masks, grown by
+    `margin` inside the image; None when no pixel is set.
+
+    Kernels that only look at mask pixels and their 3x3 neighbourhood (erosion, boundaries) give
+    the same answer on this crop with margin 1: the ring around the mask stays in the crop where
+    it exists, and where the box meets the image's edge the crop's edge is the image's edge.
+    """
+    any_ = mask.to(torch.bool).reshape(-1, *mask.shape[-2:]).any(0)
+    rows, cols = any_.any(1).nonzero().flatten(), any_.any(0).nonzero().flatten()
+    if len(rows) == 0:
+        return None
+    h, w = any_.shape
+    return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
+            max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))

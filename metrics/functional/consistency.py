@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from newtonbench.metrics.functional._util import erode, masked_mean
+from newtonbench.metrics.functional._util import dilate, erode, masked_mean, occupied_box
 from torch import Tensor
 
 COLOUR_SCALE = 0.1
@@ -46,38 +46,60 @@ def masked_median(x: Tensor, valid: Tensor) -> Tensor:
 
 def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Tensor | None = None,
                       present: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """(d_col, d_shape, d_bg), each [B] (see the module docstring)."""
-    x = frames.to(torch.float32) if not frames.is_floating_point() else frames
+    """(d_col, d_shape, d_bg), each [B] (see the module docstring). `frames` may also be uint8
+    (0..255, read as value / 255): only the pixels the terms read are converted."""
     m = masks.to(torch.bool)
-    valid = valid.to(torch.bool) & (m.sum((-2, -1)) > 0)
+    b, t, h, w = m.shape
+    c = frames.shape[2]
+    dtype = torch.float32 if not frames.is_floating_point() else frames.dtype
+
+    def as_x(v: Tensor) -> Tensor:
+        return v.to(dtype).div_(255.0) if v.dtype == torch.uint8 else v.to(dtype)
+
+    area_n = m.sum((-2, -1))  # [B, T]
+    valid = valid.to(torch.bool) & (area_n > 0)
     if present is None:
         present = torch.ones_like(valid)
     # Colour on the eroded mask: anti-aliased edges blend object and background and move sub-pixel.
-    core = erode(m)
-    core = torch.where((core.sum((-2, -1)) > 0)[..., None, None], core, m)
-    cw = core.unsqueeze(2).to(x.dtype)  # [B, T, 1, H, W]
-    chroma = x / x.sum(2, keepdim=True).clamp_min(1e-3)
-    mu = (chroma * cw).sum((-2, -1)) / cw.sum((-2, -1)).clamp_min(1)  # [B, T, C]
+    # On the box the object occupies in any frame (the erosion needs only a 1-px ring around it).
+    box = occupied_box(m) or (0, 0, 0, 0)
+    mc = m[..., box[0]:box[1], box[2]:box[3]]
+    core = erode(mc)
+    core_n = core.sum((-2, -1))
+    core = torch.where((core_n > 0)[..., None, None], core, mc)
+    core_n = torch.where(core_n > 0, core_n, area_n)
+    # Only the core's pixels are read (gathered as [M, C] colours, summed per frame): the object is
+    # a small part of the region the objects visit.
+    bi, ti, yi, xi = core.nonzero(as_tuple=True)
+    yi, xi = yi + box[0], xi + box[2]
+    pix = as_x(frames.permute(0, 1, 3, 4, 2)[bi, ti, yi, xi])  # [M, C]
+    chroma = pix / pix.sum(-1, keepdim=True).clamp_min(1e-3)
+    mu = torch.zeros(b * t, c, dtype=dtype, device=frames.device).index_add_(0, bi * t + ti, chroma)
+    mu = mu.reshape(b, t, c) / core_n.unsqueeze(-1).to(dtype).clamp_min(1)  # [B, T, C]
     pair = valid[:, 1:] & valid[:, :1]
     d_col = masked_median((mu[:, 1:] - mu[:, :1]).square().sum(-1).sqrt(), pair)
 
-    area = m.sum((-2, -1)).to(x.dtype)
+    area = area_n.to(dtype)
     lr = torch.log(area[:, 1:].clamp_min(1) / area[:, :1].clamp_min(1))
     if ref_area is not None:
-        ra = ref_area.to(x.dtype)
+        ra = ref_area.to(dtype)
         ref_ok = (ra[:, 1:] > 0) & (ra[:, :1] > 0)
         lr = lr - torch.where(ref_ok, torch.log(ra[:, 1:].clamp_min(1) / ra[:, :1].clamp_min(1)), torch.zeros_like(lr))
     d_shape = masked_median(lr.abs(), pair)
 
     # The background term on a 4x-subsampled grid: a mean over thousands of pixels needs no more,
     # and it is the costliest term at full resolution. A cell counts as background when no object
-    # pixel lies in it or its 8 neighbours (>= 4 px clear of both objects).
-    h, w = m.shape[-2:]
-    both = (m[:, 1:] | m[:, :1]).reshape(-1, 1, h, w).to(x.dtype)
-    near = F.max_pool2d(F.max_pool2d(both, 4, 4, ceil_mode=True), 3, 1, 1)
-    sub = x[..., 2::4, 2::4]
+    # pixel lies in it or its 8 neighbours (>= 4 px clear of both objects): block "any" on the
+    # bool masks (padded to whole 4x4 cells), then a 3x3 dilation.
+    both = m[:, 1:] | m[:, :1]
+    hc, wc = -(-h // 4), -(-w // 4)
+    if (hc * 4, wc * 4) != (h, w):
+        both = F.pad(both, (0, wc * 4 - w, 0, hc * 4 - h))
+    cells = both.reshape(b, t - 1, hc, 4, wc, 4).any(5).any(3)
+    near = dilate(cells)
+    sub = as_x(frames[..., 2::4, 2::4])
     hs, ws = sub.shape[-2:]
-    ow = (near[..., :hs, :ws] < 0.5).to(x.dtype).reshape(*m.shape[:1], -1, hs, ws)
+    ow = (~near[..., :hs, :ws]).to(dtype)
     diff = (sub[:, 1:] - sub[:, :1]).abs().mean(2)
     per = (diff * ow).sum((-2, -1)) / ow.sum((-2, -1)).clamp_min(1)
     d_bg = masked_mean(per, present[:, 1:].to(torch.bool) & present[:, :1].to(torch.bool), dim=-1)
