@@ -192,47 +192,82 @@ def _pyramid_levels(h: int, w: int, levels: int | None, min_size: int) -> int:
     return n
 
 
+_DIFF_MATRICES: dict[tuple, Tensor] = {}
+
+
+def _diff_matrix(n: int, dtype, device) -> Tensor:
+    """[n, n] plain central difference along one axis with replicate border: row i is e_{min(i+1, n-1)} -
+    e_{max(i-1, 0)} (the same values as differences of the replicate-padded image)."""
+    key = (n, dtype, str(device))
+    d = _DIFF_MATRICES.get(key)
+    if d is None:
+        i = torch.arange(n)
+        d = torch.zeros(n, n, dtype=torch.float64)
+        d.index_put_((i, (i + 1).clamp(max=n - 1)), torch.tensor(1.0, dtype=torch.float64), accumulate=True)
+        d.index_put_((i, (i - 1).clamp(min=0)), torch.tensor(-1.0, dtype=torch.float64), accumulate=True)
+        d = d.to(dtype=dtype, device=device)
+        _DIFF_MATRICES[key] = d
+    return d
+
+
 class _Maps(torch.autograd.Function):
     """The five per-pixel maps of an iteration, before the window: inside * (s11, s12, s22, -b1, -b2) with
     s = g g^T and b = 4 g e - s f0 (16x units; g the plain central differences, replicate border, of
     i1 + warped, e = warped - i1, summed over channels), as ONE autograd node with a hand-written backward
-    (recorded op by op: ~20 nodes per iteration, whose overhead dominates on small images)."""
+    (recorded op by op: ~20 nodes per iteration, whose overhead dominates on small images).
+
+    On small images (side <= _BOX_MATMUL_SIDE) the differences and their adjoint are products with the
+    [n, n] difference matrices: one op each way instead of a pad, slices and, backward, a zeroed buffer,
+    four strided updates and the pad's adjoint."""
 
     @staticmethod
     def forward(ctx, i1: Tensor, warped: Tensor, flow: Tensor, inside: Tensor) -> Tensor:
         m = i1 + warped
         it = warped - i1
-        p = F.pad(m, (1, 1, 1, 1), mode="replicate")
-        gx = p[..., 1:-1, 2:] - p[..., 1:-1, :-2]
-        gy = p[..., 2:, 1:-1] - p[..., :-2, 1:-1]
+        h, w = m.shape[-2:]
+        if max(h, w) <= _BOX_MATMUL_SIDE:
+            dh, dw = _diff_matrix(h, m.dtype, m.device), _diff_matrix(w, m.dtype, m.device)
+            gx = torch.matmul(m, dw.t())
+            gy = torch.matmul(dh, m)
+        else:
+            dh = dw = None
+            p = F.pad(m, (1, 1, 1, 1), mode="replicate")
+            gx = p[..., 1:-1, 2:] - p[..., 1:-1, :-2]
+            gy = p[..., 2:, 1:-1] - p[..., :-2, 1:-1]
         s11, s12, s22 = (gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)
         e1, e2 = (gx * it).sum(1), (gy * it).sum(1)
         du0, dv0 = flow[:, 0], flow[:, 1]
         b1 = torch.addcmul(torch.addcmul(-4.0 * e1, s11, du0), s12, dv0)
         b2 = torch.addcmul(torch.addcmul(-4.0 * e2, s12, du0), s22, dv0)
+        ctx.diff = (dh, dw)
         ctx.save_for_backward(gx, gy, it, s11, s12, s22, flow, inside)
         return torch.stack((s11, s12, s22, b1, b2), dim=1).mul_(inside)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         gx, gy, it, s11, s12, s22, flow, inside = ctx.saved_tensors
+        dh, dw = ctx.diff
         g11, g12, g22, h1, h2 = (grad * inside).unbind(1)
         du0, dv0 = flow[:, 0], flow[:, 1]
-        d11 = torch.addcmul(g11, h1, du0)
-        d12 = torch.addcmul(torch.addcmul(g12, h1, dv0), h2, du0)
-        d22 = torch.addcmul(g22, h2, dv0)
+        d11 = torch.addcmul(g11, h1, du0).unsqueeze(1)
+        d12 = torch.addcmul(torch.addcmul(g12, h1, dv0), h2, du0).unsqueeze(1)
+        d22 = torch.addcmul(g22, h2, dv0).unsqueeze(1)
         g_flow = torch.stack((torch.addcmul(h1 * s11, h2, s12), torch.addcmul(h1 * s12, h2, s22)), dim=1)
-        d11, d12, d22, d1, d2 = (x.unsqueeze(1) for x in (d11, d12, d22, -4.0 * h1, -4.0 * h2))
-        dgx = gx * (2.0 * d11) + gy * d12 + it * d1
-        dgy = gx * d12 + gy * (2.0 * d22) + it * d2
-        dit = gx * d1 + gy * d2
-        # Adjoint of the central differences on the replicate-padded image.
-        dp = gx.new_zeros(*gx.shape[:-2], gx.shape[-2] + 2, gx.shape[-1] + 2)
-        dp[..., 1:-1, 2:] += dgx
-        dp[..., 1:-1, :-2] -= dgx
-        dp[..., 2:, 1:-1] += dgy
-        dp[..., :-2, 1:-1] -= dgy
-        dm = torch.ops.aten.replication_pad2d_backward(dp, gx, [1, 1, 1, 1])
+        h1, h2 = h1.unsqueeze(1), h2.unsqueeze(1)
+        # d/dgx = 2 d11 gx + d12 gy - 4 h1 e (likewise gy), d/de = -4 (h1 gx + h2 gy).
+        dgx = torch.addcmul(torch.addcmul(gy * d12, it, h1, value=-4.0), gx, d11, value=2.0)
+        dgy = torch.addcmul(torch.addcmul(gx * d12, it, h2, value=-4.0), gy, d22, value=2.0)
+        dit = torch.addcmul(gx * h1, gy, h2).mul_(-4.0)
+        if dw is not None:
+            dm = torch.matmul(dgx, dw).add_(torch.matmul(dh.t(), dgy))
+        else:
+            # Adjoint of the central differences on the replicate-padded image.
+            dp = gx.new_zeros(*gx.shape[:-2], gx.shape[-2] + 2, gx.shape[-1] + 2)
+            dp[..., 1:-1, 2:] += dgx
+            dp[..., 1:-1, :-2] -= dgx
+            dp[..., 2:, 1:-1] += dgy
+            dp[..., :-2, 1:-1] -= dgy
+            dm = torch.ops.aten.replication_pad2d_backward(dp, gx, [1, 1, 1, 1])
         return dm - dit, dm + dit, g_flow, None
 
 
