@@ -121,9 +121,12 @@ def test_flow_gradients_match_finite_differences():
     )
 
 
-def test_box_filter_matches_avg_pool_and_its_gradient_is_exact():
-    # The flow's window mean (separable window sums by doubling, one autograd node with a hand-written
-    # backward) against the plain definition: avg_pool2d over the replicate-padded image.
+@pytest.mark.parametrize("matmul_side", [0, 32], ids=["window-sums", "matrices"])
+def test_box_filter_matches_avg_pool_and_its_gradient_is_exact(monkeypatch, matmul_side):
+    # The flow's window mean (separable window sums, one autograd node with a hand-written backward; or,
+    # on small images, two banded matrix products) against the plain definition: avg_pool2d over the
+    # replicate-padded image. Both paths, whatever the image size.
+    monkeypatch.setattr(flow_module, "_BOX_MATMUL_SIDE", matmul_side)
     x = torch.rand(2, 5, 9, 13, dtype=torch.float64, requires_grad=True)
     for size in (1, 3, 5, 7, 9):
         r = size // 2
@@ -134,9 +137,12 @@ def test_box_filter_matches_avg_pool_and_its_gradient_is_exact():
         assert torch.autograd.gradcheck(lambda y, k=size: _box(y, k), (x,))
 
 
-def test_hand_written_backwards_are_exact():
+@pytest.mark.parametrize("matmul_side", [0, 32], ids=["slices", "matrices"])
+def test_hand_written_backwards_are_exact(monkeypatch, matmul_side):
     # The iteration's maps and its 2x2 solve are single autograd nodes with hand-written backwards: full
-    # (not fast-mode) gradcheck on every input that carries a gradient.
+    # (not fast-mode) gradcheck on every input that carries a gradient, for both forms of the maps'
+    # central differences (padded slices; difference matrices on small images).
+    monkeypatch.setattr(flow_module, "_BOX_MATMUL_SIDE", matmul_side)
     g = torch.Generator().manual_seed(5)
     i1, warped = (torch.rand(2, 3, 5, 6, dtype=torch.float64, generator=g).requires_grad_() for _ in range(2))
     flow = torch.randn(2, 2, 5, 6, dtype=torch.float64, generator=g).requires_grad_()
@@ -197,3 +203,19 @@ def test_cuda_flow_equals_cpu():
     cpu = estimate_flow(clip)
     gpu = estimate_flow(clip.cuda()).cpu()
     torch.testing.assert_close(gpu, cpu, atol=2e-3, rtol=1e-3)
+
+
+def test_small_image_matrix_path_gives_the_same_flow_and_gradient(monkeypatch):
+    # Small images take the matrix forms of the box and of the central differences: same flow and same
+    # gradient as the slice forms, up to float64 rounding.
+    t = torch.arange(5, dtype=torch.float64)
+    clip = textured_clip(24, 20, accelerating(t, (0.0, 0.0), (0.8, -0.5), (0.2, 0.1)), seed=6)
+    out = {}
+    for side in (0, 32):
+        monkeypatch.setattr(flow_module, "_BOX_MATMUL_SIDE", side)
+        x = clip.clone().requires_grad_(True)
+        flow = lucas_kanade_flow(x)
+        (flow * torch.linspace(-1, 1, flow.numel(), dtype=flow.dtype).view_as(flow)).sum().backward()
+        out[side] = (flow.detach(), x.grad)
+    torch.testing.assert_close(out[0][0], out[32][0], rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(out[0][1], out[32][1], rtol=1e-9, atol=1e-10)
