@@ -127,10 +127,19 @@ def _drift_fit_sigma(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4
         g = torch.where(var > 1e-4, cov / var.clamp_min(1e-4), torch.ones_like(var)).clamp(0.5, 2.0)
         o = mf - g * mb
         d = ((f - o) / g - b).square().sum(1, keepdim=True).sqrt()
-        sigma = 1.4826 * d.median(-1, keepdim=True).values
+        sigma = 1.4826 * _lower_median(d)
         # The object (and anything else that moved) drops out of the next fit.
         w = (d <= torch.maximum(3 * sigma, torch.full_like(sigma, 0.03))).to(f.dtype)
     return g.unsqueeze(-1), o.unsqueeze(-1), sigma.flatten()
+
+
+def _lower_median(x: Tensor) -> Tensor:
+    """torch.median over the last dim (the lower middle for even counts), keepdim. On a CPU via
+    NumPy's introselect: the same value, ~10x faster than torch's median there."""
+    if x.device.type != "cpu" or x.requires_grad:
+        return x.median(-1, keepdim=True).values
+    k = (x.shape[-1] - 1) // 2
+    return torch.from_numpy(np.partition(x.numpy(), k, axis=-1)[..., k:k + 1])
 
 
 def _drift_correct(frames: Tensor, bg: Tensor) -> Tensor:
