@@ -271,6 +271,16 @@ def bench_grid_frames(frames: np.ndarray | Tensor, size: tuple[int, int],
     return to_float_frames(frames, size, device)
 
 
+def _as_slice(idx: Tensor) -> slice | None:
+    """The slice that selects the same indices as `idx` (an arithmetic progression), else None."""
+    if idx.numel() < 2:
+        return None
+    start, step = int(idx[0]), int(idx[1] - idx[0])
+    if step <= 0 or not torch.equal(idx, torch.arange(start, start + step * idx.numel(), step, device=idx.device)):
+        return None
+    return slice(start, start + step * (idx.numel() - 1) + 1, step)
+
+
 class _Gate:
     """The foreground test of the plate extractor, evaluated on any per-frame sub-grid of the
     frames: drift-corrected colour distance to the background above the frame's threshold, and
@@ -287,6 +297,11 @@ class _Gate:
 
     def lattice(self, ys: Tensor, xs: Tensor) -> Tensor:
         """bool [N, a, b]: foreground at rows ys [a] and columns xs [b] of every frame."""
+        sy, sx = _as_slice(ys), _as_slice(xs)
+        if sy is not None and sx is not None:
+            # a regular lattice is a strided view: one dense uint8 copy (the float conversion of a
+            # dense tensor is faster than of the strided view, and than two index_selects)
+            return self._test(self.frames[:, sy, sx].contiguous(), self.bg[sy, sx])
         return self._test(self.frames.index_select(1, ys).index_select(2, xs), self.bg[ys][:, xs])
 
     def windows(self, y0: list[int], x0: list[int], side_y: int, side_x: int) -> Tensor:
