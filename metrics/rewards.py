@@ -204,7 +204,7 @@ def object_probability(images: Tensor, context: RewardContext, options: RewardOp
         dist = torch.sqrt(((images - plate) ** 2).mean(2) + 1e-8)
         # Shifted and rescaled so that a pixel equal to the plate is exactly 0: the plain sigmoid's floor,
         # summed over the whole background, would pull every centroid towards the image centre.
-        floor = torch.sigmoid(torch.tensor(-options.mask_threshold / options.mask_softness, dtype=dtype))
+        floor = 1.0 / (1.0 + math.exp(options.mask_threshold / options.mask_softness))  # sigmoid(-t / s)
         raw = torch.sigmoid((dist - options.mask_threshold) / options.mask_softness)
         return ((raw - floor) / (1 - floor)).clamp_min(0)
     if context.first_mask is not None:

@@ -142,6 +142,29 @@ def _box(x: Tensor, size: int) -> Tensor:
     return _box_forward(x, size)
 
 
+def _box_adjoint(grad: Tensor, size: int, like: Tensor) -> Tensor:
+    """The adjoint of :func:`_box` applied to ``grad`` (``like``: a tensor of the input's shape)."""
+    if size == 1:
+        return grad
+    h, w = grad.shape[-2:]
+    if max(h, w) <= _BOX_MATMUL_SIDE:
+        mh = _box_matrix(h, size, grad.dtype, grad.device)
+        mw = _box_matrix(w, size, grad.dtype, grad.device)
+        return torch.matmul(mh.t(), torch.matmul(grad, mw))
+    return _BoxMean.backward(_Saved((like,), size=size), grad)[0]
+
+
+class _Saved:
+    """A stand-in for an autograd ctx, so that the fused iteration reuses the parts' forwards and backwards."""
+
+    def __init__(self, saved: tuple = (), **attrs):
+        self.saved_tensors = saved
+        self.__dict__.update(attrs)
+
+    def save_for_backward(self, *tensors: Tensor) -> None:
+        self.saved_tensors = tensors
+
+
 def _downsample(x: Tensor) -> Tensor:
     """Halve [N, C, H, W] by 2x2 means (odd sides padded by replication): coarse pixel i sits at fine 2i + 0.5."""
     h, w = x.shape[-2:]
@@ -322,6 +345,42 @@ def _level(h: int, w: int, dtype, device) -> _Level:
     return _Level(grid.movedim(1, -1) * to_norm - 1.0, to_norm, -grid, upper - grid)
 
 
+class _Iteration(torch.autograd.Function):
+    """One warping iteration (warp, maps, window, solve: see :func:`_lk_iteration`) as ONE autograd node.
+
+    Its backward chains the parts' hand-written backwards (the solve's, the window's adjoint, the maps', and
+    grid_sample's own backward kernel). Recorded part by part it was 6-7 nodes per iteration plus their
+    Python-side bookkeeping, which on the reward's 32x32 frames cost more than the arithmetic.
+    """
+
+    @staticmethod
+    def forward(ctx, i1, i2, flow, norm_grid, to_norm, low, high, window: int, eps: float) -> Tensor:
+        grid = torch.addcmul(norm_grid, flow.movedim(1, -1), to_norm)
+        warped = F.grid_sample(i2, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        inside = ((flow >= low) & (flow <= high)).all(1, keepdim=True).to(flow.dtype)
+        maps_ctx, solve_ctx = _Saved(), _Saved()
+        maps = _Maps.forward(maps_ctx, i1, warped, flow, inside)
+        out = _Solve.forward(solve_ctx, _box(maps, window), flow, eps)
+        ctx.window, ctx.eps, ctx.diff = window, eps, maps_ctx.diff
+        ctx.n_maps = len(maps_ctx.saved_tensors)
+        ctx.save_for_backward(*maps_ctx.saved_tensors, *solve_ctx.saved_tensors, i2, grid, to_norm, maps)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        saved = ctx.saved_tensors
+        k = ctx.n_maps
+        i2, grid, to_norm, maps = saved[-4:]
+        g_boxed, g_flow = _Solve.backward(_Saved(saved[k:-4], eps=ctx.eps), grad)[:2]
+        g_maps = _box_adjoint(g_boxed, ctx.window, maps)
+        g_i1, g_warped, g_flow_maps, _ = _Maps.backward(_Saved(saved[:k], diff=ctx.diff), g_maps)
+        g_i2, g_grid = torch.ops.aten.grid_sampler_2d_backward(
+            g_warped, i2, grid, 0, 1, True, [ctx.needs_input_grad[1], True]
+        )
+        g_flow = g_flow.add_(g_flow_maps).add_((g_grid * to_norm).movedim(-1, 1))
+        return g_i1, g_i2, g_flow, None, None, None, None, None, None
+
+
 def _lk_iteration(i1: Tensor, i2: Tensor, flow: Tensor, geo: _Level, window: int, eps: float) -> Tensor:
     """One Gauss-Newton warping step of dense Lucas-Kanade at one level: [N, 2, H, W] flow -> refined flow.
 
@@ -335,22 +394,20 @@ def _lk_iteration(i1: Tensor, i2: Tensor, flow: Tensor, geo: _Level, window: int
     Gradients are plain differences of i1 + warped (4x the central difference of the mean) and the mismatch
     is not scaled: every term of A and of B (and eps) is then 16x its true value, which leaves the solution
     unchanged and saves three full-image multiplications. Every line counts twice on small images under
-    autograd (forward and backward op overhead dominates there), hence the fused forms (addcmul, one pad).
+    autograd (forward and backward op overhead dominates there), hence the fused forms (addcmul, one pad)
+    and, with gradients, the whole iteration as one node (:class:`_Iteration`).
+
+    Pixels whose match lies outside the second frame carry no information (border padding would pin their
+    flow to the image edge and the iterations would spread that inwards): zero weight (``inside``).
     """
-    # Warp the second frame by the current flow (grid_sample units: norm_grid + flow * to_norm).
-    warped = F.grid_sample(
-        i2,
-        torch.addcmul(geo.norm_grid, flow.movedim(1, -1), geo.to_norm),
-        mode="bilinear",
-        padding_mode="border",
-        align_corners=True,
-    )
-    # Pixels whose match lies outside the second frame carry no information (border padding would pin
-    # their flow to the image edge and the iterations would spread that inwards): zero weight.
+    if torch.is_grad_enabled() and (i1.requires_grad or i2.requires_grad or flow.requires_grad):
+        return _Iteration.apply(
+            i1, i2, flow, geo.norm_grid, geo.to_norm, geo.low, geo.high, window, 16.0 * eps
+        )
     with torch.no_grad():
-        inside = ((flow >= geo.low) & (flow <= geo.high)).all(1, keepdim=True).to(flow.dtype)
-    maps = _Maps.apply(i1, warped, flow, inside)
-    return _Solve.apply(_box(maps, window), flow, 16.0 * eps)
+        return _Iteration.forward(
+            _Saved(), i1, i2, flow, geo.norm_grid, geo.to_norm, geo.low, geo.high, window, 16.0 * eps
+        )
 
 
 # Pairs are processed in chunks whose image tensors hold about this many values (2 MiB of float32): the

@@ -112,7 +112,11 @@ def test_single_step_lucas_kanade_matches_numpy_reference():
     np.testing.assert_allclose(flow[0, 0].numpy(), ref, rtol=1e-9, atol=1e-12)
 
 
-def test_flow_gradients_match_finite_differences():
+@pytest.mark.parametrize("matmul_side", [0, 32], ids=["window-sums", "matrices"])
+def test_flow_gradients_match_finite_differences(monkeypatch, matmul_side):
+    # Through whole fused iterations (one autograd node each), with both forms of the window and the
+    # differences.
+    monkeypatch.setattr(flow_module, "_BOX_MATMUL_SIDE", matmul_side)
     t = torch.arange(3, dtype=torch.float64)
     shifts = accelerating(t, (0.2, 0.1), (0.6, -0.4), (0.1, 0.2))
     frames = textured_clip(8, 8, shifts, seed=1)[:, :, :1].clone().requires_grad_(True)
