@@ -368,7 +368,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
 def _mask_metrics(p: _Prepared) -> dict:
     pm, gm, pr = p.pred_masks[None], p.gt_masks[None], p.present[None]
     return {"chamfer": chamfer_distance(pm, gm, pr), "iou": mask_iou(pm, gm, pr),
-            "consistency": consistency(p.frames[None], pm, p.mask_ok[None], gm.sum((-2, -1)), pr)}
+            "consistency": consistency(p.frames[None], pm, p.mask_ok[None], gm.count_nonzero((-2, -1)), pr)}
 
 
 # --- batched metrics ----------------------------------------------------------------------------

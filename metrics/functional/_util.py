@@ -53,8 +53,9 @@ def occupied_box(mask: Tensor, margin: int = 1) -> tuple[int, int, int, int] | N
     the same answer on this crop with margin 1: the ring around the mask stays in the crop where
     it exists, and where the box meets the image's edge the crop's edge is the image's edge.
     """
-    any_ = mask.to(torch.bool).reshape(-1, *mask.shape[-2:]).any(0)
-    rows, cols = any_.any(1).nonzero().flatten(), any_.any(0).nonzero().flatten()
+    # max over uint8 views: torch's bool any() over the frames is ~50x slower on a CPU
+    any_ = mask.to(torch.bool).reshape(-1, *mask.shape[-2:]).view(torch.uint8).amax(0)
+    rows, cols = any_.amax(1).nonzero().flatten(), any_.amax(0).nonzero().flatten()
     if len(rows) == 0:
         return None
     h, w = any_.shape

@@ -28,10 +28,10 @@ _BLOCK_ELEMENTS = 1 << 24
 def _gather_points(sel: Tensor, w: int) -> tuple[Tensor, Tensor]:
     """[N, HW] bool -> coords [N, K, 2] (row, col) of the set pixels, padded; ok [N, K]."""
     n = sel.shape[0]
-    counts = sel.sum(1)
+    # (frame, flat index), frame-major: each frame's pixels in raster order
+    frame, flat = sel.nonzero(as_tuple=True)
+    counts = torch.bincount(frame, minlength=n)  # from the points: no second pass over the masks
     k = max(int(counts.max()) if n else 0, 1)
-    nz = sel.nonzero()  # [M, 2] (frame, flat index), frame-major: each frame's pixels in raster order
-    frame, flat = nz[:, 0], nz[:, 1]
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(len(frame), device=sel.device) - starts[frame]
     pts = torch.zeros(n, k, 2, dtype=torch.float32, device=sel.device)
@@ -69,11 +69,9 @@ def chamfer_per_frame(pred: Tensor, target: Tensor) -> Tensor:
         p, g = p[..., box[0]:box[1], box[2]:box[3]], g[..., box[0]:box[1], box[2]:box[3]]
     h, w = p.shape[-2:]
     p, g = p.reshape(-1, h * w), g.reshape(-1, h * w)
-    np_, ng = p.sum(1), g.sum(1)
+    np_, ng = p.count_nonzero(1), g.count_nonzero(1)  # count_nonzero: no int64 copy of the masks
     both = (np_ > 0) & (ng > 0)
-    # Frames with an empty mask would give inf; blank them before the search, NaN after.
-    p = p & both.unsqueeze(1)
-    g = g & both.unsqueeze(1)
+    # Frames with an empty mask give inf in one direction (no point to be near): NaN below.
     # Both directions in one pass (the 2N frames [P; G] against [G; P]): half the kernel launches.
     n = p.shape[0]
     s = _directed_sum(torch.cat([p, g]), torch.cat([g, p]), w)

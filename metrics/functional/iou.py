@@ -16,8 +16,8 @@ from torch import Tensor
 
 def mask_iou_per_frame(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     p, g = pred.to(torch.bool), target.to(torch.bool)
-    inter = (p & g).sum((-2, -1)).to(dtype)
-    union = (p | g).sum((-2, -1)).to(dtype)
+    inter = (p & g).count_nonzero((-2, -1)).to(dtype)  # count_nonzero: no int64 copy of the masks
+    union = (p | g).count_nonzero((-2, -1)).to(dtype)
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
