@@ -165,9 +165,43 @@ class _Saved:
         self.saved_tensors = tensors
 
 
+_RESAMPLE_MATRICES: dict[tuple, Tensor] = {}
+
+
+def _resample_matrix(kind: str, n: int, dtype, device) -> Tensor:
+    """One axis of :func:`_downsample` (``"down"``: [ceil(n/2), n]) or of :func:`_upsample_flow` (``"up"``:
+    [n, ceil(n/2)]; ``"up2"``: the same doubled, the flow's unit change; built by applying the very
+    interpolation to an identity matrix), for small images, where two matrix products (one op each way)
+    beat the pooling / interpolation kernels. Used only with gradients: those kernels' backwards cost
+    ~30 us each on 32x32 flows."""
+    key = (kind, n, dtype, str(device))
+    m = _RESAMPLE_MATRICES.get(key)
+    if m is None:
+        nc = (n + 1) // 2
+        with torch.no_grad():
+            if kind == "down":
+                # Coarse i = mean of fine 2i and 2i + 1 (an odd side's last pixel replicated).
+                i = torch.arange(nc)
+                m = torch.zeros(nc, n, dtype=torch.float64)
+                half = torch.tensor(0.5, dtype=torch.float64)
+                m.index_put_((i, 2 * i), half, accumulate=True)
+                m.index_put_((i, (2 * i + 1).clamp(max=n - 1)), half, accumulate=True)
+            else:
+                eye = torch.eye(nc, dtype=torch.float64).view(1, 1, nc, nc)
+                up = F.interpolate(eye, size=(2 * nc, nc), mode="bilinear", align_corners=False)
+                m = (2.0 if kind == "up2" else 1.0) * up[0, 0, :n]
+        m = m.to(dtype=dtype, device=device)
+        _RESAMPLE_MATRICES[key] = m
+    return m
+
+
 def _downsample(x: Tensor) -> Tensor:
     """Halve [N, C, H, W] by 2x2 means (odd sides padded by replication): coarse pixel i sits at fine 2i + 0.5."""
     h, w = x.shape[-2:]
+    if max(h, w) <= _BOX_MATMUL_SIDE and x.requires_grad:
+        mh = _resample_matrix("down", h, x.dtype, x.device)
+        mw = _resample_matrix("down", w, x.dtype, x.device)
+        return torch.matmul(mh, torch.matmul(x, mw.t()))
     if h % 2 or w % 2:
         x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
     return F.avg_pool2d(x, 2)
@@ -202,6 +236,10 @@ def _upsample_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
     with align_corners=False (cheaper than grid_sample); an odd fine side is the 2x image cropped.
     """
     h, w = size
+    if max(h, w) <= _BOX_MATMUL_SIDE and flow.requires_grad:
+        mh = _resample_matrix("up2", h, flow.dtype, flow.device)  # the flow's doubling, once
+        mw = _resample_matrix("up", w, flow.dtype, flow.device)
+        return torch.matmul(mh, torch.matmul(flow, mw.t()))
     up = F.interpolate(flow, scale_factor=2.0, mode="bilinear", align_corners=False)
     return 2.0 * up[..., :h, :w]
 
