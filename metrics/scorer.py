@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from newtonbench.metrics import info
 from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract, to_float_frames
+from newtonbench.metrics.functional._util import count_set
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance
 from newtonbench.metrics.functional.consistency import consistency
@@ -368,7 +369,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
 def _mask_metrics(p: _Prepared) -> dict:
     pm, gm, pr = p.pred_masks[None], p.gt_masks[None], p.present[None]
     return {"chamfer": chamfer_distance(pm, gm, pr), "iou": mask_iou(pm, gm, pr),
-            "consistency": consistency(p.frames[None], pm, p.mask_ok[None], gm.count_nonzero((-2, -1)), pr)}
+            "consistency": consistency(p.frames[None], pm, p.mask_ok[None], count_set(gm), pr)}
 
 
 # --- batched metrics ----------------------------------------------------------------------------

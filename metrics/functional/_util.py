@@ -61,3 +61,11 @@ def occupied_box(mask: Tensor, margin: int = 1) -> tuple[int, int, int, int] | N
     h, w = any_.shape
     return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
             max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
+
+
+def count_set(mask: Tensor, dims: int = 2) -> Tensor:
+    """int64 count of the set pixels of a bool mask over its last `dims` dims. A sum of a uint8
+    view into int32: torch's bool sum and count_nonzero convert or compare the whole mask first
+    (2-3x slower on a CPU). Exact below 2**31 pixels per count."""
+    flat = mask.to(torch.bool).flatten(-dims) if dims > 1 else mask.to(torch.bool)
+    return flat.view(torch.uint8).sum(-1, dtype=torch.int32).to(torch.int64)

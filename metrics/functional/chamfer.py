@@ -17,7 +17,7 @@ only P \\ G points need distances, and only to ∂G: cdist([N, |P \\ G|, 2], [N,
 from __future__ import annotations
 
 import torch
-from newtonbench.metrics.functional._util import erode, masked_mean, occupied_box
+from newtonbench.metrics.functional._util import count_set, erode, masked_mean, occupied_box
 from torch import Tensor
 
 # Upper bound on the elements of one pairwise-distance block (float32: 64 MiB). Frames are processed
@@ -69,7 +69,7 @@ def chamfer_per_frame(pred: Tensor, target: Tensor) -> Tensor:
         p, g = p[..., box[0]:box[1], box[2]:box[3]], g[..., box[0]:box[1], box[2]:box[3]]
     h, w = p.shape[-2:]
     p, g = p.reshape(-1, h * w), g.reshape(-1, h * w)
-    np_, ng = p.count_nonzero(1), g.count_nonzero(1)  # count_nonzero: no int64 copy of the masks
+    np_, ng = count_set(p, 1), count_set(g, 1)
     both = (np_ > 0) & (ng > 0)
     # Frames with an empty mask give inf in one direction (no point to be near): NaN below.
     # Both directions in one pass (the 2N frames [P; G] against [G; P]): half the kernel launches.

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from newtonbench.metrics.functional._util import dilate, erode, masked_mean, occupied_box
+from newtonbench.metrics.functional._util import count_set, dilate, erode, masked_mean, occupied_box
 from torch import Tensor
 
 COLOUR_SCALE = 0.1
@@ -56,7 +56,7 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     def as_x(v: Tensor) -> Tensor:
         return v.to(dtype).div_(255.0) if v.dtype == torch.uint8 else v.to(dtype)
 
-    area_n = m.count_nonzero((-2, -1))  # [B, T] (count_nonzero: no int64 copy of the masks)
+    area_n = count_set(m)  # [B, T]
     valid = valid.to(torch.bool) & (area_n > 0)
     if present is None:
         present = torch.ones_like(valid)
@@ -65,7 +65,7 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     box = occupied_box(m) or (0, 0, 0, 0)
     mc = m[..., box[0]:box[1], box[2]:box[3]]
     core = erode(mc)
-    core_n = core.count_nonzero((-2, -1))
+    core_n = count_set(core)
     core = torch.where((core_n > 0)[..., None, None], core, mc)
     core_n = torch.where(core_n > 0, core_n, area_n)
     # Only the core's pixels are read (gathered as [M, C] colours, summed per frame): the object is

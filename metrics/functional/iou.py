@@ -10,14 +10,14 @@ binary_mask_IOU), a frame where only one is empty counts 0. Mean over the valid 
 from __future__ import annotations
 
 import torch
-from newtonbench.metrics.functional._util import masked_mean
+from newtonbench.metrics.functional._util import count_set, masked_mean
 from torch import Tensor
 
 
 def mask_iou_per_frame(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     p, g = pred.to(torch.bool), target.to(torch.bool)
-    inter = (p & g).count_nonzero((-2, -1)).to(dtype)  # count_nonzero: no int64 copy of the masks
-    union = (p | g).count_nonzero((-2, -1)).to(dtype)
+    inter = count_set(p & g).to(dtype)
+    union = count_set(p | g).to(dtype)
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
