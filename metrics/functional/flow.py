@@ -306,6 +306,14 @@ class _Maps(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
+        # Not under an ambient autocast (a backward called inside one): the products stay float32.
+        if torch.is_autocast_enabled(grad.device.type):
+            with torch.autocast(grad.device.type, enabled=False):
+                return _Maps._backward(ctx, grad)
+        return _Maps._backward(ctx, grad)
+
+    @staticmethod
+    def _backward(ctx, grad: Tensor):
         gx, gy, it, s11, s12, s22, flow, inside = ctx.saved_tensors
         dh, dw = ctx.diff
         g11, g12, g22, h1, h2 = (grad * inside).unbind(1)
@@ -406,12 +414,20 @@ class _Iteration(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
+        # Not under an ambient autocast (a backward called inside one): the products stay float32.
+        if torch.is_autocast_enabled(grad.device.type):
+            with torch.autocast(grad.device.type, enabled=False):
+                return _Iteration._backward(ctx, grad)
+        return _Iteration._backward(ctx, grad)
+
+    @staticmethod
+    def _backward(ctx, grad: Tensor):
         saved = ctx.saved_tensors
         k = ctx.n_maps
         i2, grid, to_norm, maps = saved[-4:]
         g_boxed, g_flow = _Solve.backward(_Saved(saved[k:-4], eps=ctx.eps), grad)[:2]
         g_maps = _box_adjoint(g_boxed, ctx.window, maps)
-        g_i1, g_warped, g_flow_maps, _ = _Maps.backward(_Saved(saved[:k], diff=ctx.diff), g_maps)
+        g_i1, g_warped, g_flow_maps, _ = _Maps._backward(_Saved(saved[:k], diff=ctx.diff), g_maps)
         g_i2, g_grid = torch.ops.aten.grid_sampler_2d_backward(
             g_warped, i2, grid, 0, 1, True, [ctx.needs_input_grad[1], True]
         )
@@ -551,6 +567,20 @@ def lucas_kanade_flow(
                 [(w - 1) / (ws - 1), (h - 1) / (hs - 1)], dtype=flow.dtype, device=flow.device
             )
             return (flow * scale.view(1, 2, 1, 1)).reshape(b, t - 1, 2, h, w)
+    if torch.is_autocast_enabled(frames.device.type):
+        # A float32 kernel by design (2x2 solves; on small images its windows and differences are matrix
+        # products, which autocast would run in bf16): bf16 training calls it inside autocast.
+        with torch.autocast(frames.device.type, enabled=False):
+            return lucas_kanade_flow(
+                frames,
+                levels=levels,
+                iterations=iterations,
+                window=window,
+                eps=eps,
+                min_size=min_size,
+                max_side=max_side,
+                final_iterations=final_iterations,
+            )
     n_levels = _pyramid_levels(h, w, levels, min_size)
     check_range("levels", n_levels, 1, 10)
     final_iterations = iterations if n_levels == 1 else min(iterations, final_iterations)
