@@ -227,7 +227,7 @@ def test_small_image_matrix_path_gives_the_same_flow_and_gradient(monkeypatch):
 
 def test_flow_under_bf16_autocast_stays_float32():
     # bf16 training calls the reward inside autocast: the flow (whose small-image windows are matrix
-    # products) must still run, and differentiate, in float32.
+    # products) must still run, and differentiate, in float32: the same values as without autocast.
     t = torch.arange(5, dtype=torch.float64)
     clip = textured_clip(24, 20, accelerating(t, (0.0, 0.0), (0.8, -0.5), (0.2, 0.1)), seed=7).float()
     ref_x = clip.clone().requires_grad_(True)
@@ -236,7 +236,7 @@ def test_flow_under_bf16_autocast_stays_float32():
     x = clip.clone().requires_grad_(True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         flow = lucas_kanade_flow(x)
-        flow.square().sum().backward()
+    flow.square().sum().backward()  # outside autocast, as torch recommends and accelerate does
     assert flow.dtype == torch.float32
     torch.testing.assert_close(flow, ref)
     torch.testing.assert_close(x.grad, ref_x.grad)
