@@ -216,6 +216,29 @@ def test_consistency_terms_numpy_and_direction():
     assert d_shape.item() == pytest.approx(0.0, abs=1e-9)
 
 
+def test_consistency_reads_uint8_frames_as_value_over_255():
+    # the scorer hands the kernel its uint8 crop: the same terms as the float frames / 255
+    rng = np.random.default_rng(7)
+    frames, masks = _scene(rng)
+    u8 = np.round(frames * 255).astype(np.uint8)
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    got = consistency_terms(torch.from_numpy(u8), torch.from_numpy(masks), valid)
+    ref = consistency_terms(torch.from_numpy(u8.astype(np.float32) / 255), torch.from_numpy(masks), valid)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_chamfer_and_iou_do_not_depend_on_where_the_masks_sit():
+    # the kernels work on the box the masks occupy: padding the image around them changes nothing
+    rng = np.random.default_rng(8)
+    a, b = rng.random((2, 3, 12, 14)) < 0.3, rng.random((2, 3, 12, 14)) < 0.3
+    pa, pb = np.zeros((2, 3, 40, 50), bool), np.zeros((2, 3, 40, 50), bool)
+    pa[..., 20:32, 30:44], pb[..., 20:32, 30:44] = a, b
+    t = torch.from_numpy
+    torch.testing.assert_close(chamfer_per_frame(t(pa), t(pb)), chamfer_per_frame(t(a), t(b)))
+    torch.testing.assert_close(mask_iou(t(pa), t(pb)), mask_iou(t(a), t(b)))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
