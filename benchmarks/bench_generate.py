@@ -33,7 +33,6 @@ print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_ma
 def _throughput(n_per_primitive: int, full_scene: bool) -> dict:
     from newtonbench.generators.dataset_writer import GenerateConfig, build_clip, write_clip
     from newtonbench.generators.renderers import get_renderer
-
     from newtonbench.schema import PRIMITIVES
 
     renderer = get_renderer("tiny")

@@ -48,10 +48,10 @@ def measure(
 ) -> dict:
     """Time `repeats` reward-mode steps (after one warm-up) of a tiny pipeline built under root."""
     import torch
-    from newtonbench.metrics.rewards import RewardContext, build_reward
     from torch.utils.data import default_collate
 
     from newtonbench.dataset import open_dataset
+    from newtonbench.metrics.rewards import RewardContext, build_reward
     from newtonbench.posttrain import testing
     from newtonbench.posttrain.config import TrainConfig
     from newtonbench.posttrain.data import BenchClips

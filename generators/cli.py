@@ -59,7 +59,6 @@ def generate(primitive, split, distribution, num_clips, seed, out, workers, rend
     """Simulate and render NewtonBench clips with ground truth into OUT."""
     from newtonbench.generators.dataset_writer import GenerateConfig
     from newtonbench.generators.dataset_writer import generate as run
-
     from newtonbench.schema import DISTRIBUTIONS, SPLITS
 
     config = GenerateConfig(

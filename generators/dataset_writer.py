@@ -312,8 +312,9 @@ def check_output_dir(out: Path) -> None:
 
 def generate(config: GenerateConfig, progress: bool = True) -> Path:
     """Generate (or finish) the dataset described by `config`; returns its folder."""
-    from newtonbench.generators.renderers import get_renderer
     from tqdm.auto import tqdm
+
+    from newtonbench.generators.renderers import get_renderer
 
     check_output_dir(config.out)
     get_renderer(config.renderer)  # fail before anything is written if it cannot run here

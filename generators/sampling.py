@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from newtonbench.generators.objects import body_extents, check_object, get_object, pool, silhouette_fraction
-from newtonbench.generators.primitives.base import Range, Spec, get_primitive
 
 from newtonbench.errors import InvalidValueError
+from newtonbench.generators.objects import body_extents, check_object, get_object, pool, silhouette_fraction
+from newtonbench.generators.primitives.base import Range, Spec, get_primitive
 from newtonbench.schema import DISTRIBUTIONS, GRAVITY, PRIMITIVES, SPLITS
 
 # The object's silhouette (equivalent diameter, 2 sqrt(area / pi)) over the view's width, at the

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+
 from newtonbench.generators.objects import body_extents, create_shapes, get_object
 from newtonbench.generators.primitives.base import Ramp, Spec, Trajectory
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from newtonbench.leaderboard.runs import MetricInfo, ResultsError, Run, metric_infos
 
+from newtonbench.leaderboard.runs import MetricInfo, ResultsError, Run, metric_infos
 from newtonbench.schema import DISTRIBUTIONS, PRIMITIVES
 
 log = logging.getLogger(__name__)

@@ -6,12 +6,11 @@ import logging
 import os
 from pathlib import Path
 
+from newtonbench.atomic import write_text
+from newtonbench.errors import InvalidValueError
 from newtonbench.leaderboard.aggregate import Leaderboard, build
 from newtonbench.leaderboard.runs import load_runs
 from newtonbench.leaderboard.tables import standard_tables, write_csv, write_latex, write_markdown
-
-from newtonbench.atomic import write_text
-from newtonbench.errors import InvalidValueError
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,9 @@ import re
 import time
 from importlib import resources
 
+import newtonbench
 from newtonbench.leaderboard.aggregate import ALL, COVERAGE, SCORE, Leaderboard
 from newtonbench.leaderboard.tables import DIST_LABELS, HEADLINE, LABELS, card_lines, decimals_for, safe_url
-
-import newtonbench
 from newtonbench.schema import GRAVITY
 
 # Colour-blind-safe palette (Okabe & Ito), then Tableau's for more models.

@@ -80,12 +80,11 @@ def score(videos, bench, out, model, card, device, batch_size, workers, primitiv
     VIDEOS holds one video per clip, named <clip_id>.mp4 (or .webm, .avi, .mkv, .mov, .gif, or a
     folder of PNG frames), at any resolution, fps and length.
     """
+    from newtonbench.errors import InvalidValueError
     from newtonbench.metrics.card import load_card
     from newtonbench.metrics.extract import ExtractConfig
     from newtonbench.metrics.scorer import ScoreConfig
     from newtonbench.metrics.scorer import score as run_score
-
-    from newtonbench.errors import InvalidValueError
 
     card_data = load_card(card) if card else None
     name = model or (card_data or {}).get("name")

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from newtonbench.metrics.functional._util import dilate, erode
-from newtonbench.metrics.functional.centroid import mask_centroids
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
+from newtonbench.metrics.functional._util import dilate, erode
+from newtonbench.metrics.functional.centroid import mask_centroids
 
 log = logging.getLogger(__name__)
 

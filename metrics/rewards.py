@@ -41,9 +41,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from newtonbench.metrics.functional.kinematic import kinematic_residual, soft_centroids, track_residual
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
+from newtonbench.metrics.functional.kinematic import kinematic_residual, soft_centroids, track_residual
 from newtonbench.registry import Registry
 
 log = logging.getLogger(__name__)

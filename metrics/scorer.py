@@ -22,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+import newtonbench
+from newtonbench import schema
+from newtonbench.atomic import atomic_path, write_json
+from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError, check_range
 from newtonbench.metrics import info
 from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract, to_float_frames
 from newtonbench.metrics.functional._util import count_set
@@ -40,11 +45,6 @@ from newtonbench.metrics.functional.motion import (
 from newtonbench.metrics.functional.pisa import pisa_chamfer, pisa_frame_indices, pisa_iou, pisa_l2
 from newtonbench.metrics.functional.smoothness import smoothness
 from newtonbench.metrics.resample import coverage, interpolate_track, nearest_frames
-
-import newtonbench
-from newtonbench import schema
-from newtonbench.atomic import atomic_path, write_json
-from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError, check_range
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
 
 from newtonbench.errors import InvalidValueError
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
-from newtonbench.generators.primitives.free_fall import check_clearance
 
 from newtonbench.errors import check_range
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
+from newtonbench.generators.primitives.free_fall import check_clearance
 
 
 @dataclass(frozen=True, kw_only=True)

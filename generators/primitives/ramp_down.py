@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 
 from newtonbench.errors import InvalidValueError, check_range
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
 from newtonbench.schema import GRAVITY
 
 # Accepted down-slope accelerations at g = 9.81 (m/s^2): slower is hard to see in 2 s, faster runs

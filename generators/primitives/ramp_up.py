@@ -12,10 +12,10 @@ from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
-from newtonbench.generators.primitives.ramp_down import slope_accel
 
 from newtonbench.errors import check_range
+from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, register
+from newtonbench.generators.primitives.ramp_down import slope_accel
 from newtonbench.schema import GRAVITY
 
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from newtonbench.camera import Camera
 from newtonbench.generators.objects import create_shapes, get_object
 from newtonbench.generators.primitives.base import Spec, Trajectory
 from newtonbench.generators.scenes import Scene, Texture
-
-from newtonbench.camera import Camera
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ import os
 import pkgutil
 import sys
 
-from newtonbench.generators.renderers.base import PyBulletRenderer
-
 from newtonbench.errors import RendererUnavailableError
+from newtonbench.generators.renderers.base import PyBulletRenderer
 
 
 def _plugin_file() -> str | None:

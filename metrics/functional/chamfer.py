@@ -17,8 +17,9 @@ only P \\ G points need distances, and only to ∂G: cdist([N, |P \\ G|, 2], [N,
 from __future__ import annotations
 
 import torch
-from newtonbench.metrics.functional._util import count_set, erode, masked_mean, occupied_box
 from torch import Tensor
+
+from newtonbench.metrics.functional._util import count_set, erode, masked_mean, occupied_box
 
 # Upper bound on the elements of one pairwise-distance block (float32: 64 MiB). Frames are processed
 # in groups under this bound: a memory limit, not a per-frame loop (one group in the usual case).

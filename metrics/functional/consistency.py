@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from newtonbench.metrics.functional._util import count_set, dilate, erode, masked_mean, occupied_box
 from torch import Tensor
+
+from newtonbench.metrics.functional._util import count_set, dilate, erode, masked_mean, occupied_box
 
 COLOUR_SCALE = 0.1
 SHAPE_SCALE = 1.0

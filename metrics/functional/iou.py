@@ -10,8 +10,9 @@ binary_mask_IOU), a frame where only one is empty counts 0. Mean over the valid 
 from __future__ import annotations
 
 import torch
-from newtonbench.metrics.functional._util import count_set, masked_mean
 from torch import Tensor
+
+from newtonbench.metrics.functional._util import count_set, masked_mean
 
 
 def mask_iou_per_frame(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from newtonbench.metrics.functional.flow import _base_grid, estimate_flow, sample_at
 
 from newtonbench.errors import InvalidValueError
+from newtonbench.metrics.functional.flow import _base_grid, estimate_flow, sample_at
 
 Tensor = torch.Tensor
 

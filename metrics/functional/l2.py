@@ -7,8 +7,9 @@ Means run over frames where `valid` (both tracks defined); NaN for a clip with n
 
 from __future__ import annotations
 
-from newtonbench.metrics.functional._util import masked_mean
 from torch import Tensor
+
+from newtonbench.metrics.functional._util import masked_mean
 
 
 def l2_distance(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:

@@ -17,8 +17,9 @@ All lower-is-better except accel_ratio (target 1). Batched, device and dtype agn
 from __future__ import annotations
 
 import torch
-from newtonbench.metrics.functional._util import masked_mean
 from torch import Tensor
+
+from newtonbench.metrics.functional._util import masked_mean
 
 
 def _as_batch(x, like: Tensor) -> Tensor:

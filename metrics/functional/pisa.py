@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
+
 from newtonbench.metrics.functional._util import masked_mean
 from newtonbench.metrics.functional.chamfer import chamfer_per_frame
 from newtonbench.metrics.functional.iou import mask_iou
-from torch import Tensor
 
 
 def pisa_frame_indices(n_pred: int, n_gt: int, fps_pred: float, fps_gt: float) -> tuple[Tensor, Tensor]:

@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
+
+from newtonbench.errors import InvalidValueError, UnknownNameError
 from newtonbench.generators.primitives.base import PRIMITIVES, get_primitive, primitive_names
 from newtonbench.generators.sampling import clip_rng, sample_spec
 from newtonbench.generators.validate import fit_accel, free_runs
-
-from newtonbench.errors import InvalidValueError, UnknownNameError
 from newtonbench.schema import PRIMITIVES as SCHEMA_PRIMITIVES
 
 CASES = [(p, d) for p in SCHEMA_PRIMITIVES for d in ("id", "ood")]

@@ -6,10 +6,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-from newtonbench.generators.dataset_writer import GenerateConfig, build_clip
-from newtonbench.generators.renderers import get_renderer
 
 from newtonbench.camera import Camera
+from newtonbench.generators.dataset_writer import GenerateConfig, build_clip
+from newtonbench.generators.renderers import get_renderer
 from newtonbench.schema import PRIMITIVES
 
 CASES = [(p, d) for p in PRIMITIVES for d in ("id", "ood")]

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from newtonbench.generators.dataset_writer import GenerateConfig, generate
-from newtonbench.generators.validate import validate
 
 from newtonbench.cli import cli
 from newtonbench.dataset import open_dataset
 from newtonbench.errors import DatasetError
+from newtonbench.generators.dataset_writer import GenerateConfig, generate
+from newtonbench.generators.validate import validate
 from newtonbench.schema import MANIFEST_SCHEMA, TRAJECTORY_SCHEMA
 from newtonbench.video import read_video
 
@@ -85,8 +85,8 @@ def test_compression_does_not_move_the_object(tmp_path):
     under a pixel through H.264 (crf 10). What it does move comes from 4:2:0 chroma subsampling,
     which bleeds a saturated colour about a pixel over the object's edge (measured up to 0.5 px)."""
     import cv2
-    from newtonbench.generators.dataset_writer import build_clip
 
+    from newtonbench.generators.dataset_writer import build_clip
     from newtonbench.video import write_video
 
     shifts = []

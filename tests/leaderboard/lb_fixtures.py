@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from newtonbench.metrics.info import declarations
 
+from newtonbench.metrics.info import declarations
 from newtonbench.schema import RESULTS_FORMAT_VERSION
 
 # The scorer's own declarations (metrics/info.py, as it writes them into summary.json), for the columns

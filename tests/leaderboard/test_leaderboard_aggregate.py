@@ -7,10 +7,10 @@ import math
 import pytest
 from click.testing import CliRunner
 from lb_fixtures import BENCHMARK, METRICS, fall, row, write_results
-from newtonbench.leaderboard import ResultsError, build, load_runs, newton_score
-from newtonbench.leaderboard.aggregate import ALL
 
 from newtonbench.cli import cli
+from newtonbench.leaderboard import ResultsError, build, load_runs, newton_score
+from newtonbench.leaderboard.aggregate import ALL
 
 D = 256 * math.sqrt(2)  # the image diagonal the fixtures' l2_norm divides by
 

@@ -4,6 +4,7 @@ screenshot that shows the charts. Skipped, with a message, where chromium is not
 
 import pytest
 from lb_fixtures import fall, row, write_results
+
 from newtonbench.leaderboard import publish
 from newtonbench.leaderboard.browser import chromium_path, open_page
 

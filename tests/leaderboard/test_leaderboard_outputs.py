@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from lb_fixtures import fall, row, write_results
-from newtonbench.leaderboard import publish
-from newtonbench.leaderboard.tables import tex_escape
 
 from newtonbench.cli import cli
+from newtonbench.leaderboard import publish
+from newtonbench.leaderboard.tables import tex_escape
 
 NASTY = '<img src=x onerror="alert(1)">|*x*_{}&</script>'
 

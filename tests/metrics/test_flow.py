@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import newtonbench.metrics.functional.flow as flow_module
 import numpy as np
 import pytest
 import torch
-from newtonbench.metrics.functional.flow import _box, estimate_flow, lucas_kanade_flow
+from synthetic_clips import accelerating, textured_clip
 
+import newtonbench.metrics.functional.flow as flow_module
 from newtonbench.errors import InvalidValueError, MissingDependencyError, UnknownNameError
+from newtonbench.metrics.functional.flow import _box, estimate_flow, lucas_kanade_flow
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -19,30 +20,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def textured_clip(h: int, w: int, shifts: torch.Tensor, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
-    """[1, T, 3, H, W] smooth texture (sum of sinusoids) translated by shifts[t] = (du, dv) px: exact sub-pixel
-    motion, frame t+1 = frame t moved by shifts[t+1] - shifts[t]."""
-    g = torch.Generator().manual_seed(seed)
-    freqs = (torch.rand(3, 6, 2, generator=g, dtype=dtype) * 0.5 + 0.1) * (
-        torch.randint(0, 2, (3, 6, 2), generator=g) * 2 - 1
-    )
-    phase = torch.rand(3, 6, generator=g, dtype=dtype) * 2 * torch.pi
-    v, u = torch.meshgrid(torch.arange(h, dtype=dtype), torch.arange(w, dtype=dtype), indexing="ij")
-    frames = []
-    for du, dv in shifts:
-        arg = (
-            freqs[..., 0, None, None] * (u - du)
-            + freqs[..., 1, None, None] * (v - dv)
-            + phase[..., None, None]
-        )
-        frames.append(0.5 + 0.08 * torch.sin(arg).sum(1))
-    return torch.stack(frames).unsqueeze(0)
-
-
-def accelerating(t: torch.Tensor, p0, v0, a) -> torch.Tensor:
-    return torch.stack([p0[i] + v0[i] * t + 0.5 * a[i] * t**2 for i in range(2)], dim=1)
 
 
 def test_accelerating_texture_gives_its_subpixel_flow():

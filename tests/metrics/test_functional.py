@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance, chamfer_per_frame
 from newtonbench.metrics.functional.consistency import consistency, consistency_terms

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import newtonbench.metrics.functional.kinematic as kinematic_module
 import numpy as np
 import pytest
 import torch
+from synthetic_clips import accelerating, textured_clip
+
+import newtonbench.metrics.functional.kinematic as kinematic_module
+from newtonbench.errors import InvalidValueError
 from newtonbench.metrics.functional.kinematic import (
     kinematic_residual,
     kinematic_residual_from_flow,
     soft_centroids,
     track_residual,
 )
-
-from newtonbench.errors import InvalidValueError
-
-
-# The same synthetic texture as test_flow.py (test modules are not a package, so it is repeated here).
-def textured_clip(h: int, w: int, shifts: torch.Tensor, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
-    """[1, T, 3, H, W] smooth texture (sum of sinusoids) translated by shifts[t] = (du, dv) px: exact sub-pixel
-    motion, frame t+1 = frame t moved by shifts[t+1] - shifts[t]."""
-    g = torch.Generator().manual_seed(seed)
-    freqs = (torch.rand(3, 6, 2, generator=g, dtype=dtype) * 0.5 + 0.1) * (
-        torch.randint(0, 2, (3, 6, 2), generator=g) * 2 - 1
-    )
-    phase = torch.rand(3, 6, generator=g, dtype=dtype) * 2 * torch.pi
-    v, u = torch.meshgrid(torch.arange(h, dtype=dtype), torch.arange(w, dtype=dtype), indexing="ij")
-    frames = []
-    for du, dv in shifts:
-        arg = (
-            freqs[..., 0, None, None] * (u - du)
-            + freqs[..., 1, None, None] * (v - dv)
-            + phase[..., None, None]
-        )
-        frames.append(0.5 + 0.08 * torch.sin(arg).sum(1))
-    return torch.stack(frames).unsqueeze(0)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,10 +25,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def accelerating(t: torch.Tensor, p0, v0, a) -> torch.Tensor:
-    return torch.stack([p0[i] + v0[i] * t + 0.5 * a[i] * t**2 for i in range(2)], dim=1)
 
 
 def test_constant_acceleration_has_near_zero_residual():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from newtonbench.metrics.extract import ExtractConfig, extract, to_float_frames
-from newtonbench.metrics.resample import coverage, interpolate_track, nearest_frames
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError
+from newtonbench.metrics.extract import ExtractConfig, extract, to_float_frames
+from newtonbench.metrics.resample import coverage, interpolate_track, nearest_frames
 
 
 def test_interpolation_exact_on_grid_and_linear_between():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from newtonbench.errors import InvalidValueError, UnknownNameError
 from newtonbench.metrics.rewards import (
     REWARD_TERMS,
     RewardContext,
@@ -13,8 +15,6 @@ from newtonbench.metrics.rewards import (
     object_probability,
     parse_spec,
 )
-
-from newtonbench.errors import InvalidValueError, UnknownNameError
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -18,11 +18,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+
+from newtonbench import schema
 from newtonbench.metrics import info
 from newtonbench.metrics.extract import ExtractConfig
 from newtonbench.metrics.scorer import ScoreConfig, score, score_arrays
-
-from newtonbench import schema
 from newtonbench.video import read_video, write_video
 
 NO_FLOW = {"flow": "none", "bootstrap": 200}

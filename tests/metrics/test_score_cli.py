@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from newtonbench.metrics.card import load_card, validate_card
 
 from newtonbench.cli import cli
 from newtonbench.errors import InvalidValueError
+from newtonbench.metrics.card import load_card, validate_card
 
 
 def _run(*args):

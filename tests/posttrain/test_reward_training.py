@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from newtonbench.metrics.rewards import build_reward
 from posttrain_fixtures import VARIANTS
 from torch.utils.data import default_collate
 
 from newtonbench.dataset import open_dataset
+from newtonbench.metrics.rewards import build_reward
 from newtonbench.posttrain.config import TrainConfig
 from newtonbench.posttrain.data import BenchClips
 from newtonbench.posttrain.families import detect_family
