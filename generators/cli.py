@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from newtonbench.errors import UnknownNameError
+
 PRIMITIVE_NAMES = ("free_fall", "horizontal_throw", "parabolic_throw", "ramp_down", "ramp_up")
 
 
@@ -22,11 +24,8 @@ class _PrimitiveType(click.ParamType):
     def convert(self, value, param, ctx):
         if value == "all" or value in PRIMITIVE_NAMES:
             return value
-        import difflib
-
-        close = difflib.get_close_matches(value, PRIMITIVE_NAMES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        self.fail(f"unknown primitive {value!r}{hint} allowed: all, {', '.join(PRIMITIVE_NAMES)}", param, ctx)
+        # The registry's one did-you-mean message, raised as click's usage error.
+        self.fail(str(UnknownNameError("primitive", value, ("all", *PRIMITIVE_NAMES))), param, ctx)
 
 
 @click.command()

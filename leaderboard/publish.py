@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from newtonbench.atomic import write_text
@@ -66,13 +65,4 @@ def publish(
         examples = make_previews(lb, runs, out, per_primitive=previews, progress=progress)
         write_text(out / FILES["html"], render_page(lb, title, examples))
         written["html"] = out / FILES["html"]
-        _readable([*(out / "previews").rglob("*.webp")] if (out / "previews").is_dir() else [])
-    _readable(written.values())
     return lb, written
-
-
-def _readable(paths) -> None:
-    """rw-r--r--: atomic writes go through mkstemp, whose files are private (0600), but a site is published
-    as it is, by a web server that is rarely its owner."""
-    for p in paths:
-        os.chmod(p, 0o644)
