@@ -12,7 +12,6 @@ Resumable and worker-count independent:
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ import numpy as np
 import newtonbench
 from newtonbench import atomic
 from newtonbench.camera import Camera
+from newtonbench.dataset import encode_masks
 from newtonbench.errors import InvalidValueError, check_range
 from newtonbench.schema import (
     DATASET_FORMAT_VERSION,
@@ -276,9 +276,7 @@ def write_clip(config: GenerateConfig, clip: Clip, timings: dict | None = None) 
     t1 = time.perf_counter()
     atomic.write_bytes(paths["first_frame"], _png_bytes(clip.frames[0]))
     atomic.write_bytes(paths["background"], _png_bytes(clip.background))
-    buf = io.BytesIO()
-    np.savez_compressed(buf, masks=clip.masks)
-    atomic.write_bytes(paths["mask"], buf.getvalue())
+    atomic.write_bytes(paths["mask"], encode_masks(clip.masks))
     # The shard goes last: its presence marks the clip finished.
     shard = {"fingerprint": config.fingerprint(clip.manifest_row["primitive"]), "manifest": clip.manifest_row,
              "trajectory": clip.trajectory_rows}
@@ -400,6 +398,7 @@ def dataset_info(config: GenerateConfig, counts: dict, total: int) -> dict:
         "primitives": prims,
         "objects": {s: {u: pool(s, u) for u in ("flight", "ramp")} for s in SPLITS},
         "textures": {"object": OBJECT_TEXTURES, "floor": FLOOR_TEXTURES, "backdrop": BACKDROP_TEXTURES},
-        "masks": "masks/<clip_id>.npz, key 'masks', uint8 [T, H, W], 1 = visible object pixel",
+        "masks": ("masks/<clip_id>.npz, key 'packed': np.packbits of the uint8 [T, H, W] masks (1 = visible object "
+                  "pixel) along W, key 'width': W"),
         "conventions": "world metres, z up, motion plane y = 0; camera OpenCV pinhole, world_to_camera row-major",
     }

@@ -97,39 +97,35 @@ def to_float_frames(frames: np.ndarray | Tensor, size: tuple[int, int], device: 
     return x
 
 
-def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> tuple[Tensor, Tensor]:
-    """Per-frame, per-channel gain/offset drift: fit frame = g bg + o on background pixels.
+def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-frame, per-channel gain/offset drift, frame = g bg + o fitted on background pixels, and
+    the frames' robust noise level after the correction (1.4826 x the median corrected colour
+    distance to the background over the same pixels).
 
-    Returns (g, o), each [N, C, 1, 1]. The fit runs on every `stride`-th pixel in each direction
-    (thousands of pixels fix two numbers per channel).
+    Returns g, o ([N, C, 1, 1]) and sigma ([N]). The fit reads a regular grid of about `samples`
+    pixels per frame: a thousand pixels fix two numbers per channel, and a median, to well under
+    the threshold's resolution.
     """
-    g, o, _ = _drift_fit_sigma(frames, bg, iters, stride)
-    return g, o
-
-
-def _drift_fit_sigma(frames: Tensor, bg: Tensor, iters: int = 2, stride: int = 4) -> tuple[Tensor, Tensor, Tensor]:
-    """`_drift_fit`, and the frames' robust noise level after the correction: 1.4826 x the median
-    corrected colour distance to the background over the same pixels ([N])."""
-    n, c = frames.shape[:2]
-    # dense (a channels-last uint8 view is made contiguous before the conversion): fast elementwise ops
+    n, c, h, w = frames.shape
+    stride = max(1, int((h * w / samples) ** 0.5))
+    # dense and planar (a channels-last uint8 view is copied out before the conversion)
     f = as_float(frames[..., ::stride, ::stride].contiguous()).reshape(n, c, -1)
-    b = bg[..., ::stride, ::stride].reshape(1, c, -1).expand_as(f)
-    w = torch.ones_like(f[:, :1])
-    g = torch.ones(n, c, 1, dtype=f.dtype, device=f.device)
-    o = torch.zeros_like(g)
+    b = bg[..., ::stride, ::stride].reshape(1, c, -1)
+    wt = torch.ones_like(f[:, :1])
     for _ in range(iters):
-        sw = w.sum(-1, keepdim=True).clamp_min(1)
-        mf = (w * f).sum(-1, keepdim=True) / sw
-        mb = (w * b).sum(-1, keepdim=True) / sw
-        var = (w * (b - mb) ** 2).sum(-1, keepdim=True) / sw
-        cov = (w * (b - mb) * (f - mf)).sum(-1, keepdim=True) / sw
+        # weighted moments: means, variance of the plate and its covariance with the frame
+        sw = wt.sum(-1, keepdim=True).clamp_min(1)
+        wb = wt * b
+        mf, mb = (wt * f).sum(-1, keepdim=True) / sw, wb.sum(-1, keepdim=True) / sw
+        var = (wb * b).sum(-1, keepdim=True) / sw - mb * mb
+        cov = (wb * f).sum(-1, keepdim=True) / sw - mb * mf
         # A flat background cannot separate gain from offset: fit the offset alone there.
         g = torch.where(var > 1e-4, cov / var.clamp_min(1e-4), torch.ones_like(var)).clamp(0.5, 2.0)
         o = mf - g * mb
-        d = ((f - o) / g - b).square().sum(1, keepdim=True).sqrt()
+        d = (f - o).div_(g).sub_(b).square_().sum(1, keepdim=True).sqrt_()
         sigma = 1.4826 * _lower_median(d)
         # The object (and anything else that moved) drops out of the next fit.
-        w = (d <= torch.maximum(3 * sigma, torch.full_like(sigma, 0.03))).to(f.dtype)
+        wt = (d <= (3 * sigma).clamp_min(0.03)).to(f.dtype)
     return g.unsqueeze(-1), o.unsqueeze(-1), sigma.flatten()
 
 
@@ -140,12 +136,6 @@ def _lower_median(x: Tensor) -> Tensor:
         return x.median(-1, keepdim=True).values
     k = (x.shape[-1] - 1) // 2
     return torch.from_numpy(np.partition(x.numpy(), k, axis=-1)[..., k:k + 1])
-
-
-def _drift_correct(frames: Tensor, bg: Tensor) -> Tensor:
-    """Frames mapped into the background's colour space: (frame - o) / g."""
-    g, o = _drift_fit(frames, bg)
-    return (frames - o).div_(g)
 
 
 def _object_components(cand: np.ndarray) -> np.ndarray:
@@ -285,56 +275,63 @@ class _Gate:
     """The foreground test of the plate extractor, evaluated on any per-frame sub-grid of the
     frames: drift-corrected colour distance to the background above the frame's threshold, and
     (with an object palette) closer to the object's colours than to the background, unless far
-    from it. Works channels-last ([N, H, W, 3], the decoder's layout): the per-pixel colour norm
-    is then a reduction over contiguous triples."""
+    from it.
+
+    Every sub-grid is copied out planar ([N, 3, a, b]) before the arithmetic: on the decoder's
+    interleaved layout each elementwise op runs an inner loop of 3 channels, ~5x slower on a CPU.
+    The drift correction (f - o) / g is one multiply-add with per-frame, per-channel constants."""
 
     def __init__(self, frames: Tensor, bg: Tensor, g: Tensor, o: Tensor, thr: Tensor, pal: Tensor, strong: float):
         n = frames.shape[0]
-        self.frames = frames.permute(0, 2, 3, 1)  # uint8 from bench_grid_frames: the contiguous original
-        self.bg = bg.permute(1, 2, 0)
-        self.g, self.o = g.reshape(n, 1, 1, -1), o.reshape(n, 1, 1, -1)
-        self.thr, self.pal, self.strong = thr.reshape(n, 1, 1), pal, strong
+        self.frames = frames  # [N, 3, H, W], any strides (uint8 from bench_grid_frames, or float)
+        self.bg = bg  # [3, H, W]
+        unit = 255.0 if frames.dtype == torch.uint8 else 1.0
+        self.scale = (1.0 / (g * unit)).reshape(n, -1, 1, 1)
+        self.shift = (-o / g).reshape(n, -1, 1, 1)
+        self.thr2 = thr.square().reshape(n, 1, 1)
+        self.pal, self.strong2 = pal, strong * strong
 
     def lattice(self, ys: Tensor, xs: Tensor) -> Tensor:
         """bool [N, a, b]: foreground at rows ys [a] and columns xs [b] of every frame."""
         sy, sx = _as_slice(ys), _as_slice(xs)
         if sy is not None and sx is not None:
-            # a regular lattice is a strided view: one dense uint8 copy (the float conversion of a
-            # dense tensor is faster than of the strided view, and than two index_selects)
-            return self._test(self.frames[:, sy, sx].contiguous(), self.bg[sy, sx])
-        return self._test(self.frames.index_select(1, ys).index_select(2, xs), self.bg[ys][:, xs])
+            # a regular lattice is a strided view: one dense planar copy
+            return self._test(self.frames[..., sy, sx].contiguous(), self.bg[:, sy, sx])
+        return self._test(self.frames.index_select(2, ys).index_select(3, xs), self.bg[:, ys][..., xs])
 
     def windows(self, y0: list[int], x0: list[int], side_y: int, side_x: int) -> Tensor:
         """bool [N, side_y, side_x]: foreground in a window per frame starting at (y0[k], x0[k])."""
-        f = torch.stack([self.frames[k, a:a + side_y, b:b + side_x] for k, (a, b) in enumerate(zip(y0, x0))])
-        bg = torch.stack([self.bg[a:a + side_y, b:b + side_x] for a, b in zip(y0, x0)])
+        f = torch.stack([self.frames[k, :, a:a + side_y, b:b + side_x] for k, (a, b) in enumerate(zip(y0, x0))])
+        bg = torch.stack([self.bg[:, a:a + side_y, b:b + side_x] for a, b in zip(y0, x0)])
         return self._test(f, bg)
 
     def patches(self, k: Tensor, y: Tensor, x: Tensor, r: int = 2) -> Tensor:
         """bool [M, 2r+1, 2r+1]: foreground around pixel (y[m], x[m]) of frame k[m] (edge-replicated)."""
-        h, w = self.bg.shape[:2]
+        h, w = self.bg.shape[-2:]
         off = torch.arange(-r, r + 1, device=y.device)
         ys, xs = (y[:, None] + off).clamp_(0, h - 1), (x[:, None] + off).clamp_(0, w - 1)
-        f = self.frames[k[:, None, None], ys[:, :, None], xs[:, None, :]]
-        bg = self.bg[ys[:, :, None], xs[:, None, :]]
+        # advanced indices around a slice: the result is [M, 2r+1, 2r+1, 3]
+        f = self.frames[k[:, None, None], :, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
+        bg = self.bg[:, ys[:, :, None], xs[:, None, :]].permute(1, 0, 2, 3)
         return self._test(f, bg, k, palette=False)
 
     def _test(self, f: Tensor, bg: Tensor, k: Tensor | None = None, palette: bool = True) -> Tensor:
-        g, o, thr = (self.g, self.o, self.thr) if k is None else (self.g[k], self.o[k], self.thr[k])
-        x = f.to(torch.float32).div_(255.0) if f.dtype == torch.uint8 else f.clone()
-        diff = x.sub_(o).div_(g).sub_(bg)  # (frame - o) / g - bg
+        """f: [N, 3, a, b] (planar, any dtype); bg: [3, a, b] or [N, 3, a, b]."""
+        scale, shift, thr2 = (self.scale, self.shift, self.thr2) if k is None else (
+            self.scale[k], self.shift[k], self.thr2[k])
+        diff = f.to(torch.float32, copy=True).mul_(scale).add_(shift).sub_(bg)  # (frame - o) / g - bg
         sq = diff.square()
-        d = sq[..., 0].add_(sq[..., 1]).add_(sq[..., 2]).sqrt_()  # [N, a, b]
-        cand = d > thr
+        d2 = sq[:, 0].add_(sq[:, 1]).add_(sq[:, 2])  # [N, a, b] squared colour distance
+        cand = d2 > thr2
         if palette and self.pal.shape[0]:
             # Candidates within `strong` of the background must look more like the object than
             # like the background behind them (the farther ones are kept whatever their colour).
-            k, y, x = (cand & (d <= self.strong)).nonzero(as_tuple=True)
-            pix = diff[k, y, x] + bg.expand_as(diff)[k, y, x]  # [M, 3] corrected colours of those
-            d_here = d[k, y, x]
-            d_obj = torch.cdist(pix, self.pal).amin(-1) if pix.shape[0] else pix.new_zeros(0)
-            drop = d_obj >= d_here
-            cand[k[drop], y[drop], x[drop]] = False
+            k, y, x = (cand & (d2 <= self.strong2)).nonzero(as_tuple=True)
+            if len(k):
+                b = bg.expand_as(diff)
+                pix = diff[k, :, y, x] + b[k, :, y, x]  # [M, 3] corrected colours of those
+                drop = torch.cdist(pix, self.pal).amin(-1).square() >= d2[k, y, x]
+                cand[k[drop], y[drop], x[drop]] = False
         return cand
 
 
@@ -380,14 +377,15 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     # Keep the hits that may belong to a 3x3 block of candidates (the full-resolution colour
     # distance test, without the palette, on their 5x5 neighbourhood): a codec-smeared 1-px edge
     # of the scene along a lattice row is dropped. Keeping too many hits only costs time.
-    # A hit whose four lattice neighbours are hits too is kept unchecked (inside a large blob).
+    # A hit whose four lattice neighbours are hits too is kept unchecked (inside a large blob),
+    # and so are the hits next to one (within 3 px of the blob, so inside its window anyway):
+    # only the blobs' outlines away from their bodies, thin structures and small objects are checked.
     pad = F.pad(hits, (1, 1, 1, 1))
     inner = hits & pad[:, :-2, 1:-1] & pad[:, 2:, 1:-1] & pad[:, 1:-1, :-2] & pad[:, 1:-1, 2:]
-    k, i, j = (hits & ~inner).nonzero(as_tuple=True)
+    k, i, j = (hits & ~dilate(inner)).nonzero(as_tuple=True)
     if len(k):
         core = _any_per_row(erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4])
-        hits = inner
-        hits[k[core], i[core], j[core]] = True
+        hits[k[~core], i[~core], j[~core]] = False
     hy, hx = hits.any(2).numpy(force=True), hits.any(1).numpy(force=True)  # [N, len(ly)], [N, len(lx)]
     found = hy.any(1)
     if not found.any():
@@ -428,7 +426,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
         bg = _self_background(frames, first_mask, first_frame)
     # The drift, and the frame's robust noise level from every 4th pixel in each direction with
     # that drift corrected (the fit's last pass computes exactly that).
-    g, o, sigma = _drift_fit_sigma(frames, bg)
+    g, o, sigma = _drift_fit(frames, bg)
     thr = torch.clamp(config.noise_k * sigma, min=config.threshold)
     # The object's colours: from the benchmark's first frame (the generated first frame may show the
     # object elsewhere; small colour drift between the two is what `strong` and the gate tolerate).

@@ -12,7 +12,9 @@ import pyarrow as pa
 
 from newtonbench.errors import InvalidValueError
 
-DATASET_FORMAT_VERSION = "1"
+# 2: masks bit-packed (dataset.encode_masks). Format 1 (one byte per mask pixel) is still read.
+DATASET_FORMAT_VERSION = "2"
+READABLE_FORMAT_VERSIONS = ("1", "2")
 RESULTS_FORMAT_VERSION = "1"
 
 PRIMITIVES = ("free_fall", "horizontal_throw", "parabolic_throw", "ramp_down", "ramp_up")

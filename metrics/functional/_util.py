@@ -45,22 +45,43 @@ def dilate(mask: Tensor, k: int = 3) -> Tensor:
     return _shift_reduce(mask, k, dilation=True)
 
 
-def occupied_box(mask: Tensor, margin: int = 1) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1): the box of the pixels set in any of the [..., H, W] masks, grown by
-    `margin` inside the image; None when no pixel is set.
+def frame_windows(mask: Tensor, margin: int = 1) -> tuple[Tensor, Tensor, int, int]:
+    """One window size for all frames of the [..., H, W] masks, placed per frame around that
+    frame's set pixels grown by `margin` inside the image: (y0 [...], x0 [...], a, b), the
+    windows' top-left corners and sides. Frames with no pixel set get (0, 0).
 
-    Kernels that only look at mask pixels and their 3x3 neighbourhood (erosion, boundaries) give
-    the same answer on this crop with margin 1: the ring around the mask stays in the crop where
-    it exists, and where the box meets the image's edge the crop's edge is the image's edge.
+    Kernels that only look at mask pixels and their 3x3 neighbourhood (erosion, boundaries, point
+    distances, which are translation invariant) give the same answer per frame on these windows
+    with margin 1: the ring around the mask stays in the window where it exists, and where a
+    window meets the image's edge its edge is the image's edge. An object's windows are a few
+    percent of the region it crosses over a clip.
     """
-    # max over uint8 views: torch's bool any() over the frames is ~50x slower on a CPU
-    any_ = mask.to(torch.bool).reshape(-1, *mask.shape[-2:]).view(torch.uint8).amax(0)
-    rows, cols = any_.amax(1).nonzero().flatten(), any_.amax(0).nonzero().flatten()
-    if len(rows) == 0:
-        return None
-    h, w = any_.shape
-    return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
-            max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
+    h, w = mask.shape[-2:]
+    # max over uint8 views: torch's bool any() over long rows is much slower on a CPU
+    m = mask.to(torch.bool).view(torch.uint8)
+    rows, cols = m.amax(-1), m.amax(-2)  # [..., H], [..., W]
+
+    def span(x: Tensor, size: int) -> tuple[Tensor, Tensor]:
+        lo = x.argmax(-1)
+        hi = size - x.flip(-1).argmax(-1)
+        empty = x.amax(-1) == 0
+        return lo.masked_fill(empty, 0), hi.masked_fill(empty, 0)
+
+    (ylo, yhi), (xlo, xhi) = span(rows, h), span(cols, w)
+    a = min(h, int((yhi - ylo).amax()) + 2 * margin) if ylo.numel() else h
+    b = min(w, int((xhi - xlo).amax()) + 2 * margin) if xlo.numel() else w
+    return (ylo - margin).clamp(0, h - a), (xlo - margin).clamp(0, w - b), a, b
+
+
+def crop_windows(x: Tensor, y0: Tensor, x0: Tensor, a: int, b: int) -> Tensor:
+    """x[..., y0:y0 + a, x0:x0 + b] per frame for [..., H, W] x and [...] corners: [..., a, b]."""
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    flat = x.reshape(-1, h, w)
+    n = flat.shape[0]
+    dev = x.device
+    ys = y0.reshape(n, 1, 1) + torch.arange(a, device=dev).reshape(1, a, 1)
+    xs = x0.reshape(n, 1, 1) + torch.arange(b, device=dev).reshape(1, 1, b)
+    return flat[torch.arange(n, device=dev).reshape(n, 1, 1), ys, xs].reshape(*lead, a, b)
 
 
 def count_set(mask: Tensor, dims: int = 2) -> Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from newtonbench.metrics.functional._util import count_set, erode, masked_mean, occupied_box
+from newtonbench.metrics.functional._util import count_set, crop_windows, erode, frame_windows, masked_mean
 
 # Upper bound on the elements of one pairwise-distance block (float32: 64 MiB). Frames are processed
 # in groups under this bound: a memory limit, not a per-frame loop (one group in the usual case).
@@ -63,12 +63,10 @@ def chamfer_per_frame(pred: Tensor, target: Tensor) -> Tensor:
         raise ValueError(f"masks of shapes {tuple(pred.shape)} and {tuple(target.shape)}; expected equal [..., H, W]")
     lead = pred.shape[:-2]
     p, g = pred.to(torch.bool), target.to(torch.bool)
-    # Distances are translation invariant and boundaries need only a 1-px ring: work on the box
-    # the masks occupy (in all frames), not on the whole image.
-    box = occupied_box(p | g)
-    if box is not None:
-        p, g = p[..., box[0]:box[1], box[2]:box[3]], g[..., box[0]:box[1], box[2]:box[3]]
-    h, w = p.shape[-2:]
+    # Distances are translation invariant and boundaries need only a 1-px ring: work per frame
+    # on a window around the two masks, not on the whole image.
+    y0, x0, h, w = frame_windows(p | g)
+    p, g = crop_windows(p, y0, x0, h, w), crop_windows(g, y0, x0, h, w)
     p, g = p.reshape(-1, h * w), g.reshape(-1, h * w)
     np_, ng = count_set(p, 1), count_set(g, 1)
     both = (np_ > 0) & (ng > 0)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from newtonbench.metrics.functional._util import count_set, dilate, erode, masked_mean, occupied_box
+from newtonbench.metrics.functional._util import count_set, crop_windows, dilate, erode, frame_windows, masked_mean
 
 COLOUR_SCALE = 0.1
 SHAPE_SCALE = 1.0
@@ -62,9 +62,9 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     if present is None:
         present = torch.ones_like(valid)
     # Colour on the eroded mask: anti-aliased edges blend object and background and move sub-pixel.
-    # On the box the object occupies in any frame (the erosion needs only a 1-px ring around it).
-    box = occupied_box(m) or (0, 0, 0, 0)
-    mc = m[..., box[0]:box[1], box[2]:box[3]]
+    # Per frame on a window around the object (the erosion needs only a 1-px ring around it).
+    y0, x0, a, bw = frame_windows(m)
+    mc = crop_windows(m, y0, x0, a, bw)
     core = erode(mc)
     core_n = count_set(core)
     core = torch.where((core_n > 0)[..., None, None], core, mc)
@@ -72,7 +72,7 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     # Only the core's pixels are read (gathered as [M, C] colours, summed per frame): the object is
     # a small part of the region the objects visit.
     bi, ti, yi, xi = core.nonzero(as_tuple=True)
-    yi, xi = yi + box[0], xi + box[2]
+    yi, xi = yi + y0[bi, ti], xi + x0[bi, ti]
     pix = as_x(frames.permute(0, 1, 3, 4, 2)[bi, ti, yi, xi])  # [M, C]
     chroma = pix / pix.sum(-1, keepdim=True).clamp_min(1e-3)
     mu = torch.zeros(b * t, c, dtype=dtype, device=frames.device).index_add_(0, bi * t + ti, chroma)
