@@ -24,14 +24,15 @@ N_CLIPS = int(os.environ.get("NB_BENCH_SCORE_CLIPS", "8"))  # per primitive: 5 N
 FLOW_CLIPS = int(os.environ.get("NB_BENCH_SCORE_FLOW_CLIPS", "10"))
 
 _DECODE = r"""
-import json, os, resource, sys, time
+import json, resource, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from newtonbench.metrics.scorer import default_workers
 from newtonbench.video import read_video
 paths = sorted(Path(sys.argv[1]).glob("*.mp4"))
 t, c = time.perf_counter(), time.process_time()
-# the scorer's own decode parallelism (one thread per core, plus one): the floor it cannot beat
-with ThreadPoolExecutor(min(16, (os.cpu_count() or 1) + 1)) as pool:
+# the scorer's own decode parallelism: the floor it cannot beat
+with ThreadPoolExecutor(default_workers()) as pool:
     # with the scorer's decoder settings (one FFmpeg thread per clip)
     n = sum(v.num_frames for v in pool.map(lambda p: read_video(p, threads=1), paths))
 print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": time.process_time() - c, "frames": n}))

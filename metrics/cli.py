@@ -50,7 +50,7 @@ def format_table(summary: dict) -> str:
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=8, show_default=True,
               help="Clips per batch of metric kernels.")
 @click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
-              help="Threads that decode and extract clips (0: one per CPU core, plus one).")
+              help="Threads that decode and extract clips (0: one per CPU core, up to 16).")
 @click.option("--primitive", "primitives", multiple=True, type=click.Choice(_PRIMITIVES),
               help="Score only these primitives (repeatable).")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "test"]))

@@ -108,25 +108,32 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     """
     n, c, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
-    # dense and planar (a channels-last uint8 view is copied out before the conversion)
-    f = as_float(frames[..., ::stride, ::stride].contiguous()).reshape(n, c, -1)
-    b = bg[..., ::stride, ::stride].reshape(1, c, -1)
-    wt = torch.ones_like(f[:, :1])
+    # dense and planar (a channels-last uint8 view is copied out before the conversion); uint8
+    # stays in 0..255 here and the fit's gain absorbs the scale (g / 255)
+    f = frames[..., ::stride, ::stride].contiguous().reshape(n, c, -1).to(torch.float32)
+    unit = 255.0 if frames.dtype == torch.uint8 else 1.0
+    b = bg[..., ::stride, ::stride].reshape(c, -1).to(torch.float32)
+    fb = f * b
+    wt = torch.ones(n, f.shape[-1], dtype=f.dtype, device=f.device)
     for _ in range(iters):
-        # weighted moments: means, variance of the plate and its covariance with the frame
-        sw = wt.sum(-1, keepdim=True).clamp_min(1)
-        wb = wt * b
-        mf, mb = (wt * f).sum(-1, keepdim=True) / sw, wb.sum(-1, keepdim=True) / sw
-        var = (wb * b).sum(-1, keepdim=True) / sw - mb * mb
-        cov = (wb * f).sum(-1, keepdim=True) / sw - mb * mf
+        # Weighted moments: the means of frame and plate, the plate's variance and its covariance
+        # with the frame, per frame and channel (a multiply-sum each: torch's batched matrix-vector
+        # products are ~5x slower at these shapes on a CPU).
+        sw = wt.sum(-1, keepdim=True).clamp_min(1)  # [N, 1]
+        w3 = wt[:, None]
+        mf = (f * w3).sum(-1) / sw
+        mb = (wt @ b.T) / sw
+        var = (wt @ b.square().T) / sw - mb * mb
+        cov = (fb * w3).sum(-1) / sw - mb * mf
         # A flat background cannot separate gain from offset: fit the offset alone there.
-        g = torch.where(var > 1e-4, cov / var.clamp_min(1e-4), torch.ones_like(var)).clamp(0.5, 2.0)
+        g = torch.where(var > 1e-4, cov / var.clamp_min(1e-4) / unit, torch.ones_like(var)).clamp(0.5, 2.0) * unit
         o = mf - g * mb
-        d = (f - o).div_(g).sub_(b).square_().sum(1, keepdim=True).sqrt_()
-        sigma = 1.4826 * _lower_median(d)
+        # squared corrected colour distance (f - o) / g - b; its median is the square of theirs
+        d2 = (f - o[..., None]).div_(g[..., None]).sub_(b).square_().sum(1)  # [N, P]
+        sigma = 1.4826 * _lower_median(d2).sqrt_()
         # The object (and anything else that moved) drops out of the next fit.
-        wt = (d <= (3 * sigma).clamp_min(0.03)).to(f.dtype)
-    return g.unsqueeze(-1), o.unsqueeze(-1), sigma.flatten()
+        wt = (d2 <= (3 * sigma).clamp_min(0.03).square()).to(f.dtype)
+    return (g / unit)[..., None, None], (o / unit)[..., None, None], sigma.flatten()
 
 
 def _lower_median(x: Tensor) -> Tensor:
@@ -290,6 +297,12 @@ class _Gate:
         self.shift = (-o / g).reshape(n, -1, 1, 1)
         self.thr2 = thr.square().reshape(n, 1, 1)
         self.pal, self.strong2 = pal, strong * strong
+        self.pal_t, self.pal2 = -2.0 * pal.T, pal.square().sum(-1)[None]  # for palette_distance2
+
+    def palette_distance2(self, pix: Tensor) -> Tensor:
+        """[M] squared distance of each colour [M, 3] to its nearest palette colour:
+        |p|^2 + min_q (|q|^2 - 2 p.q), one matrix product (no square roots, unlike cdist)."""
+        return torch.addmm(self.pal2, pix, self.pal_t).amin(-1).add_(pix.square().sum(-1)).clamp_min_(0)
 
     def lattice(self, ys: Tensor, xs: Tensor) -> Tensor:
         """bool [N, a, b]: foreground at rows ys [a] and columns xs [b] of every frame."""
@@ -330,7 +343,7 @@ class _Gate:
             if len(k):
                 b = bg.expand_as(diff)
                 pix = diff[k, :, y, x] + b[k, :, y, x]  # [M, 3] corrected colours of those
-                drop = torch.cdist(pix, self.pal).amin(-1).square() >= d2[k, y, x]
+                drop = self.palette_distance2(pix) >= d2[k, y, x]
                 cand[k[drop], y[drop], x[drop]] = False
         return cand
 
@@ -386,7 +399,9 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     if len(k):
         core = _any_per_row(erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4])
         hits[k[~core], i[~core], j[~core]] = False
-    hy, hx = hits.any(2).numpy(force=True), hits.any(1).numpy(force=True)  # [N, len(ly)], [N, len(lx)]
+    # [N, len(ly)], [N, len(lx)] (a max over uint8 views: bool any() is much slower on a CPU)
+    h8 = hits.view(torch.uint8)
+    hy, hx = h8.amax(2).numpy(force=True).astype(bool), h8.amax(1).numpy(force=True).astype(bool)
     found = hy.any(1)
     if not found.any():
         return torch.zeros(n, 0, 0, dtype=torch.bool, device=dev), [0] * n, [0] * n

@@ -29,7 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from newtonbench.metrics.functional._util import count_set, crop_windows, dilate, erode, frame_windows, masked_mean
+from newtonbench.metrics.functional._util import (
+    count_set,
+    crop_windows,
+    dilate,
+    erode,
+    frame_windows,
+    masked_mean,
+)
 
 COLOUR_SCALE = 0.1
 SHAPE_SCALE = 1.0

@@ -271,3 +271,33 @@ def test_rerun_reuses_clips_of_the_same_configuration_only(tmp_path):
     generate(GenerateConfig(out=tmp_path, primitives=("free_fall",), **{**one, "seed": 4}), progress=False)
     assert video.stat().st_mtime_ns != stamp  # another seed: redone
     assert list(open_dataset(tmp_path).manifest["seed"]) == [4]
+
+
+def test_masks_are_bit_packed_and_format_1_still_reads(data, tmp_path):
+    import io
+    import json
+    import shutil
+
+    from newtonbench.dataset import decode_masks, encode_masks
+
+    # a width that is not a multiple of 8, and every pattern of a byte
+    rng = np.random.default_rng(0)
+    m = (rng.random((3, 5, 13)) < 0.5).astype(np.uint8)
+    with np.load(io.BytesIO(encode_masks(m))) as z:
+        assert z["packed"].shape == (3, 5, 2) and int(z["width"]) == 13
+        np.testing.assert_array_equal(decode_masks(z), m)
+    # a format-1 dataset (one byte per mask pixel, key "masks") reads back the same masks
+    old = tmp_path / "old"
+    shutil.copytree(data, old)
+    info = json.loads((old / "dataset.json").read_text())
+    assert info["format_version"] == "2"
+    info["format_version"] = "1"
+    (old / "dataset.json").write_text(json.dumps(info))
+    cid = "free_fall-test-id-000000"
+    want = open_dataset(data).masks(cid)
+    np.savez_compressed(old / "masks" / f"{cid}.npz", masks=want)
+    np.testing.assert_array_equal(open_dataset(old).masks(cid), want)
+    info["format_version"] = "9"
+    (old / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match="format_version '9'; allowed: 1, 2"):
+        open_dataset(old)

@@ -274,3 +274,47 @@ def test_batched_equals_per_clip():
         whole = fn(*args)
         parts = torch.cat([fn(*(x[i:i + 1] for x in args)) for i in range(4)])
         torch.testing.assert_close(whole, parts, equal_nan=True)
+
+
+def test_frame_windows_hold_each_frames_pixels_with_a_ring():
+    from newtonbench.metrics.functional._util import crop_windows, frame_windows
+
+    m = torch.zeros(3, 10, 12, dtype=torch.bool)
+    m[0, 2:4, 4:7] = True  # rows [2, 4), columns [4, 7)
+    m[1, 9, 0:2] = True  # at the bottom-left corner
+    y0, x0, a, b = frame_windows(m)  # frame 2 is empty
+    assert (a, b) == (2 + 2, 3 + 2)
+    assert y0.tolist() == [1, 6, 0] and x0.tolist() == [3, 0, 0]
+    win = crop_windows(m, y0, x0, a, b)
+    for k in range(3):
+        torch.testing.assert_close(win[k], m[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b])
+        assert int(win[k].sum()) == int(m[k].sum())
+
+
+def test_chamfer_and_consistency_on_small_moving_objects_match_the_references():
+    # Small blobs that move across the image and touch its edges: the kernels' per-frame windows
+    # must give exactly the whole-frame answers.
+    rng = np.random.default_rng(9)
+    t, h, w = 6, 40, 48
+    a, b = np.zeros((1, t, h, w), bool), np.zeros((1, t, h, w), bool)
+    for k, (y, x) in enumerate([(0, 0), (5, 30), (20, 44), (33, 10), (36, 40), (15, 15)]):
+        a[0, k, y:y + 4, x:x + 4] = rng.random((min(4, h - y), min(4, w - x))) < 0.8
+        b[0, k, max(0, y - 1):y + 3, x:x + 5] = True
+    per = chamfer_per_frame(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    ref = np.array([[np_chamfer_frame(a[0, k], b[0, k]) for k in range(t)]])
+    np.testing.assert_allclose(per, ref, atol=1e-5, equal_nan=True)
+    # The colour and shape terms read only the objects: padding the image around them changes
+    # nothing (for objects clear of the edge, where the erosion counts the outside as set).
+    a = np.zeros((1, t, h, w), bool)
+    for k, (y, x) in enumerate([(1, 1), (5, 30), (20, 40), (33, 10), (30, 38), (15, 15)]):
+        a[0, k, y:y + 5, x:x + 6] = rng.random((5, 6)) < 0.9
+    frames = rng.random((1, t, 3, h, w)).astype(np.float32)
+    pad = np.zeros((1, t, 3, h + 20, w + 30), np.float32)
+    pad[..., 10:10 + h, 5:5 + w] = frames
+    pm = np.zeros((1, t, h + 20, w + 30), bool)
+    pm[..., 10:10 + h, 5:5 + w] = a
+    valid = torch.ones(1, t, dtype=torch.bool)
+    got = consistency_terms(torch.from_numpy(pad), torch.from_numpy(pm), valid)
+    want = consistency_terms(torch.from_numpy(frames), torch.from_numpy(a), valid)
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])

@@ -120,3 +120,33 @@ def test_windowed_extraction_equals_full_frame(monkeypatch):
     boxes = windowed.boxes
     ys, xs = np.nonzero(windowed.masks[5].numpy())
     assert boxes[5].tolist() == [ys.min(), ys.max() + 1, xs.min(), xs.max() + 1]
+
+
+@pytest.mark.parametrize("uint8", [False, True])
+def test_drift_fit_recovers_gain_and_offset_around_the_object(uint8):
+    from newtonbench.metrics.extract import _drift_fit
+
+    rng = np.random.default_rng(4)
+    bg = torch.from_numpy(rng.uniform(0.1, 0.8, (3, 64, 64)).astype(np.float32))
+    g = torch.tensor([[1.1, 0.9, 1.05], [0.95, 1.0, 1.2]]).reshape(2, 3, 1, 1)
+    o = torch.tensor([[0.02, -0.03, 0.0], [0.0, 0.05, -0.02]]).reshape(2, 3, 1, 1)
+    frames = g * bg + o
+    frames[:, :, 10:22, 30:42] = torch.tensor([1.0, 0.0, 0.0]).reshape(3, 1, 1)  # the object: an outlier
+    if uint8:  # the decoder's layout: uint8, channels-last strides
+        frames = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    fg, fo, sigma = _drift_fit(frames, bg)
+    tol = 4e-3 if uint8 else 1e-5  # rounding to 1/255 is the only noise
+    torch.testing.assert_close(fg, g, atol=tol, rtol=0)
+    torch.testing.assert_close(fo, o, atol=tol, rtol=0)
+    assert (sigma <= (4e-3 if uint8 else 1e-5)).all()
+
+
+def test_palette_distance_matches_cdist():
+    from newtonbench.metrics.extract import _Gate
+
+    rng = np.random.default_rng(5)
+    pal = torch.from_numpy(rng.random((7, 3)).astype(np.float32))
+    pix = torch.from_numpy(rng.random((50, 3)).astype(np.float32))
+    gate = _Gate(torch.zeros(1, 3, 4, 4), torch.zeros(3, 4, 4), torch.ones(1, 3, 1, 1), torch.zeros(1, 3, 1, 1),
+                 torch.full((1,), 0.05), pal, 0.3)
+    torch.testing.assert_close(gate.palette_distance2(pix), torch.cdist(pix, pal).amin(-1).square(), atol=1e-6, rtol=0)
