@@ -8,6 +8,8 @@ Reported, at 256x256x32 (the benchmark's default clips, the bench's own videos a
   the same ratio in CPU seconds (robust to other jobs on a shared machine);
 - clips/s without and with the flow residual (target >= 5 clips/s with everything on, 2 cores);
 - peak RSS of a scoring subprocess for N and 2N clips (flat in the number of clips);
+- where a clip's time goes (decode, ground-truth reads, extraction, mask metrics, the rest of the
+  preparation, the batched track metrics), in ms per clip on one thread;
 - clips/s on CUDA when a GPU is present (target: 10,000 test clips in under a minute, ~167 clips/s).
 """
 
@@ -52,6 +54,66 @@ dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "cpu_s": time.process_time() - c, "clips": int((r.results["status"] == "ok").sum()),
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+
+
+_STAGES = r"""
+import collections, json, sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from newtonbench.dataset import open_dataset
+from newtonbench.metrics import scorer
+from newtonbench.video import read_video
+spent = collections.Counter()
+
+def timed(name, fn):
+    def run(*a, **k):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            spent[name] += time.perf_counter() - t
+    return run
+
+# the two big parts of scorer._prepare, timed where _prepare looks them up
+scorer.extract = timed("extract", scorer.extract)
+scorer._mask_metrics = timed("mask_metrics", scorer._mask_metrics)
+ds = open_dataset(sys.argv[1])
+cfg = scorer.ScoreConfig(videos=sys.argv[2], bench=sys.argv[1], out=".", model="bench", flow="none")
+prepared = []
+for i, cid in enumerate(ds.manifest["clip_id"]):
+    path = Path(sys.argv[2]) / f"{cid}.mp4"
+    clip = ds.clip(cid)
+    t0 = time.perf_counter()
+    video = read_video(path, fps_hint=float(clip["fps"]), threads=1)
+    t1 = time.perf_counter()
+    item = scorer._load(ds, clip, path, True, decode=False)
+    t2 = time.perf_counter()
+    item.frames, item.times, item.fps = video.frames, video.times, video.fps
+    out = scorer._prepare(item, cfg.extractor, torch.device("cpu"), False, cfg.max_lost_fraction, False)
+    t3 = time.perf_counter()
+    if i == 0:  # the first clip pays torch's first-call costs: not a per-clip cost
+        spent.clear()
+        continue
+    spent["decode"] += t1 - t0
+    spent["ground_truth_reads"] += t2 - t1
+    spent["prepare_total"] += t3 - t2
+    prepared.append(out)
+t = time.perf_counter()
+for k in range(0, len(prepared), cfg.batch_size):
+    scorer._compute(prepared[k:k + cfg.batch_size], cfg)
+spent["track_metrics"] += time.perf_counter() - t
+n = len(prepared)
+ms = {k: round(1000 * v / n, 2) for k, v in spent.items()}
+ms["prepare_other"] = round(ms.pop("prepare_total") - ms["extract"] - ms["mask_metrics"], 2)
+print(json.dumps(ms))
+"""
+
+
+def _stages(bench: Path, videos: Path) -> dict:
+    res = subprocess.run([sys.executable, "-c", _STAGES, str(bench), str(videos)], check=True, capture_output=True,
+                         text=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def _generate(out: Path, per_primitive: int) -> Path:
@@ -122,6 +184,11 @@ def run() -> dict:
             "peak_rss_mib_2n": round(noflow_2n["peak_rss_mib"], 1),
             "rss_ratio_2n_over_n": round(noflow_2n["peak_rss_mib"] / noflow_n["peak_rss_mib"], 3),
         }
+        # Where one clip's time goes, on one thread, clip after clip (ms per clip): what the ratio
+        # is made of. "prepare_other": resampling, ground-truth centroids, crops, lost checks.
+        stages = _stages(bench, large)
+        out["ms_per_clip_one_thread"] = stages
+        out["one_thread_score_to_decode_ratio"] = round(sum(stages.values()) / stages["decode"], 2)
         if torch.cuda.is_available():
             gpu = _score_subprocess(large, bench, tmp / "rg", flow="lk", device="cuda")
             out["cuda_clips_per_s_with_flow"] = round(gpu["clips"] / gpu["seconds"], 3)
