@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics.functional._util import dilate, erode
+from newtonbench.metrics.functional._util import dilate, erode, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 
 log = logging.getLogger(__name__)
@@ -212,21 +212,10 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     a, b = win.shape[1:]
     for k in range(n):
         masks[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = win[k]
-    return Extraction(masks, centroids, valid, area, _boxes(win, y0, x0))
-
-
-def _boxes(win: Tensor, y0: list[int], x0: list[int]) -> Tensor:
-    """long [N, 4]: (y0, y1, x0, x1) of each window's mask in frame coordinates, zeros when empty."""
-    n = win.shape[0]
-    if win.numel() == 0:
-        return torch.zeros(n, 4, dtype=torch.long, device=win.device)
-    rows, cols = win.any(2), win.any(1)  # [N, a], [N, b]
-    a, b = rows.shape[1], cols.shape[1]
-    top, bottom = rows.to(torch.uint8).argmax(1), a - rows.flip(1).to(torch.uint8).argmax(1)
-    left, right = cols.to(torch.uint8).argmax(1), b - cols.flip(1).to(torch.uint8).argmax(1)
+    # each window's mask box, in frame coordinates (zeros when empty)
     off = torch.tensor([y0, y0, x0, x0], dtype=torch.long, device=win.device).T
-    out = torch.stack([top, bottom, left, right], 1) + off
-    return torch.where(rows.any(1)[:, None], out, torch.zeros_like(out))
+    boxes = mask_boxes(win)
+    return Extraction(masks, centroids, valid, area, torch.where(boxes[:, 1:2] > 0, boxes + off, boxes))
 
 
 def _self_background(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, colours: int = 16,

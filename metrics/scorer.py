@@ -29,7 +29,7 @@ from newtonbench.atomic import atomic_path, write_json
 from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError, check_range
 from newtonbench.metrics import info
 from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract, to_float_frames
-from newtonbench.metrics.functional._util import count_set
+from newtonbench.metrics.functional._util import count_set, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance
 from newtonbench.metrics.functional.consistency import consistency
@@ -293,10 +293,9 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     near = nearest_frames(times, bench_times)
     mask_ok = ex.valid[near] & present
     # The ground truth's masks are read in their bounding box over all frames (not the frame).
-    gt_any = gt_u8.amax(0)
-    g_rows, g_cols = gt_any.amax(1).nonzero().flatten(), gt_any.amax(0).nonzero().flatten()
-    if len(g_rows):
-        gy0, gy1, gx0, gx1 = int(g_rows[0]), int(g_rows[-1]) + 1, int(g_cols[0]), int(g_cols[-1]) + 1
+    gy0, gy1, gx0, gx1 = mask_boxes(gt_u8.amax(0)).tolist()
+    gt_seen = gy1 > 0
+    if gt_seen:
         gt_c, gt_ok = mask_centroids(gt_u8[:, gy0:gy1, gx0:gx1].to(torch.bool), torch.float64)
         gt_c = gt_c + torch.tensor([gx0, gy0], dtype=torch.float64, device=device)
     else:
@@ -327,7 +326,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     # benchmark times pick) and the ground truth's box.
     boxes = ex.boxes[near[present]]
     boxes = boxes[boxes[:, 1] > boxes[:, 0]]
-    if len(g_rows):
+    if gt_seen:
         boxes = torch.cat([boxes, boxes.new_tensor([[gy0, gy1, gx0, gx1]])])
     y0, y1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=8, min_side=32)
     x0, x1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=8, min_side=32)

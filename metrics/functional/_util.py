@@ -45,6 +45,19 @@ def dilate(mask: Tensor, k: int = 3) -> Tensor:
     return _shift_reduce(mask, k, dilation=True)
 
 
+def mask_boxes(mask: Tensor) -> Tensor:
+    """long [..., 4]: (y0, y1, x0, x1), the box of the set pixels of each [..., H, W] mask
+    (half-open); zeros where a mask is empty."""
+    if mask.numel() == 0:
+        return torch.zeros(*mask.shape[:-2], 4, dtype=torch.long, device=mask.device)
+    # max over uint8 views: torch's bool any() over long rows is much slower on a CPU
+    m = mask.to(torch.bool).view(torch.uint8)
+    rows, cols = m.amax(-1), m.amax(-2)  # [..., H], [..., W]
+    h, w = rows.shape[-1], cols.shape[-1]
+    box = torch.stack([rows.argmax(-1), h - rows.flip(-1).argmax(-1), cols.argmax(-1), w - cols.flip(-1).argmax(-1)], -1)
+    return box.masked_fill(rows.amax(-1, keepdim=True) == 0, 0)
+
+
 def frame_windows(mask: Tensor, margin: int = 1) -> tuple[Tensor, Tensor, int, int]:
     """One window size for all frames of the [..., H, W] masks, placed per frame around that
     frame's set pixels grown by `margin` inside the image: (y0 [...], x0 [...], a, b), the
@@ -57,17 +70,7 @@ def frame_windows(mask: Tensor, margin: int = 1) -> tuple[Tensor, Tensor, int, i
     percent of the region it crosses over a clip.
     """
     h, w = mask.shape[-2:]
-    # max over uint8 views: torch's bool any() over long rows is much slower on a CPU
-    m = mask.to(torch.bool).view(torch.uint8)
-    rows, cols = m.amax(-1), m.amax(-2)  # [..., H], [..., W]
-
-    def span(x: Tensor, size: int) -> tuple[Tensor, Tensor]:
-        lo = x.argmax(-1)
-        hi = size - x.flip(-1).argmax(-1)
-        empty = x.amax(-1) == 0
-        return lo.masked_fill(empty, 0), hi.masked_fill(empty, 0)
-
-    (ylo, yhi), (xlo, xhi) = span(rows, h), span(cols, w)
+    ylo, yhi, xlo, xhi = mask_boxes(mask).unbind(-1)
     a = min(h, int((yhi - ylo).amax()) + 2 * margin) if ylo.numel() else h
     b = min(w, int((xhi - xlo).amax()) + 2 * margin) if xlo.numel() else w
     return (ylo - margin).clamp(0, h - a), (xlo - margin).clamp(0, w - b), a, b
