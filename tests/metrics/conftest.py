@@ -4,6 +4,17 @@ benchmark's own resolution: the accel_ratio-within-2% check needs the default pi
 from __future__ import annotations
 
 import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: on the shared 2-core machine under load, two intra-op threads measured 8-14x slower
+    (thread hand-offs) than one. Modules opt in with pytestmark = pytest.mark.usefixtures(...)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

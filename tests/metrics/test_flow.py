@@ -11,15 +11,8 @@ import newtonbench.metrics.functional.flow as flow_module
 from newtonbench.errors import InvalidValueError, MissingDependencyError, UnknownNameError
 from newtonbench.metrics.functional.flow import _box, estimate_flow, lucas_kanade_flow
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: on the shared 2-core machine under load, two intra-op threads measured 8-14x slower
-    (thread hand-offs) than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (see conftest.one_torch_thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_accelerating_texture_gives_its_subpixel_flow():

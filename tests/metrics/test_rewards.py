@@ -16,15 +16,8 @@ from newtonbench.metrics.rewards import (
     parse_spec,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: on the shared 2-core machine under load, two intra-op threads measured 8-14x slower
-    (thread hand-offs) than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (see conftest.one_torch_thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 T = 8
