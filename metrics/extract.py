@@ -8,10 +8,11 @@ first-frame mask and its appearance there. Three extractors:
   plate), gated by the object's first-frame colours (a pixel must look more like the object than
   like the plate, unless it differs from the plate by a lot); the object is the 8-connected
   component (fragments within 2 px joined) with the most pixels surviving a 3x3 erosion.
-- ``self``: the same, with the background built from the generated video itself (per-pixel temporal
-  median over the frames where the pixel does not look like the object), for models that do not
-  keep the conditioning frame's scene exactly. An object that never moves is part of that background
-  and is not found: use ``plate`` for such models.
+- ``self``: the same, with the background built from the generated video itself (per pixel, the
+  mean of a run of frames over which its colour holds still: the last inside the object's
+  first-frame region, the earliest elsewhere; see `_self_background`), for models that do not keep
+  the conditioning frame's scene exactly. An object that never leaves its first-frame region is part
+  of that background and is not found: use ``plate`` for such models.
 - ``sam2``: SAM 2's video predictor seeded with the first-frame mask (``pip install
   'newtonbench[sam2]'`` and a local checkpoint). Prefer it when generated videos repaint the scene
   (camera motion, strong texture drift) so that no plate applies.
@@ -218,26 +219,51 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     return Extraction(masks, centroids, valid, area, torch.where(boxes[:, 1:2] > 0, boxes + off, boxes))
 
 
-def _self_background(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, colours: int = 16,
-                     near: float = 0.12) -> Tensor:
-    """The scene without the object, from the generated video itself: per pixel, the temporal
-    median over the frames where that pixel does not look like the object (its colour is farther
-    than `near` from all of `colours` object colours sampled in the benchmark's first frame: the
-    generated one may show the object elsewhere, and its colours there would be the scene's).
+def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, min_run: int = 3) -> Tensor:
+    """The scene without the object, from the generated video itself.
 
-    A plain temporal median fails where the object rests for most of the clip (a landed ball):
-    the object would become background there, and the falling object's mask would be cut as it
-    arrives. Pixels that look like the object in every frame fall back to the plain median.
+    Per pixel, the frames fall into runs over which its colour holds still (each frame within
+    `stable` of the one before, after removing each frame's mean colour, so that global flicker
+    does not break runs). The background is the mean of one run that counts:
+
+    - inside the object's first-frame region (the benchmark's first mask, grown by 2 px), the
+      last run of at least `min_run` frames: the object sits there at the start and moves away
+      (slowly, on a ramp);
+    - elsewhere, the earliest run of at least `min_run` frames or the clip's opening run: the
+      scene is there before the object arrives, and an object that lands stays until the end (a
+      temporal median would take it for the scene).
+
+    Pixels without such a run (local flicker) take the plain temporal median. An object that never
+    leaves its first-frame region is part of this background and is not found: score such models
+    with `plate`.
     """
-    n, c, h, w = frames.shape
-    source = first_frame.to(frames) if first_frame is not None else frames[0]
-    pal = _palette(source, first_mask.to(torch.bool).to(frames.device), colours)
-    if pal.shape[0] == 0:
-        return frames.median(0).values
-    dist = torch.cdist(frames.permute(0, 2, 3, 1).reshape(1, -1, c), pal[None]).amin(-1).reshape(n, 1, h, w)
-    masked = frames.masked_fill(dist < near, float("nan"))
-    bg = torch.nanmedian(masked, 0).values
-    return torch.where(torch.isnan(bg), frames.median(0).values, bg)
+    n, _, h, w = frames.shape
+    dev = frames.device
+    # where each pixel's colour changes from one frame to the next (each frame's mean colour removed)
+    centred = frames - frames.mean((2, 3), keepdim=True)
+    moved = (centred[1:] - centred[:-1]).square().sum(1).sqrt() > stable  # [N-1, H, W]
+    # per pixel, the first and last frame of each frame's run (a loop over frames: torch's cummax
+    # along the frames is ~30x slower on a CPU)
+    idx = torch.int16 if n < 2**15 else torch.int64
+    start = torch.zeros(n, h, w, dtype=idx, device=dev)
+    end = torch.full((n, h, w), n - 1, dtype=idx, device=dev)
+    for i in range(1, n):
+        start[i] = torch.where(moved[i - 1], i, start[i - 1])
+        end[n - 1 - i] = torch.where(moved[n - 1 - i], n - 1 - i, end[n - i])
+    region = dilate(first_mask.to(torch.bool).to(dev), 5)
+    counts = (end - start + 1 >= min_run) | ((start == 0) & ~region)
+    # the earliest counting frame, or the latest inside the object's first-frame region: the
+    # largest of `order` (one-to-one with the frame index) over the counting frames
+    k = torch.arange(n, dtype=idx, device=dev).view(n, 1, 1)
+    order = torch.where(region, k, n - 1 - k)
+    best = torch.where(counts, order, -1).amax(0)  # [H, W], -1: no counting run
+    pick = torch.where(region, best, n - 1 - best).clamp_(0, n - 1).long()
+    in_run = (start == start.gather(0, pick[None])).to(frames.dtype)  # [N, H, W]: that frame's run
+    bg = (frames * in_run[:, None]).sum(0) / in_run.sum(0).clamp_min(1)
+    none = best < 0
+    if bool(none.any()):
+        bg[:, none] = frames[:, :, none].median(0).values
+    return bg
 
 
 def as_float(frames: Tensor) -> Tensor:
@@ -427,7 +453,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
         bg = background.to(frames.device, torch.float32)
     else:
         frames = as_float(frames)
-        bg = _self_background(frames, first_mask, first_frame)
+        bg = _self_background(frames, first_mask)
     # The drift, and the frame's robust noise level from every 4th pixel in each direction with
     # that drift corrected (the fit's last pass computes exactly that).
     g, o, sigma = _drift_fit(frames, bg)
