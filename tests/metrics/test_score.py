@@ -289,3 +289,24 @@ def test_weaker_gravity_is_measured(score_bench, tmp_path):
     assert list(res["status"]) == ["ok", "ok"]
     np.testing.assert_allclose(res["accel_fit_z"], -4.0, rtol=0.03)
     np.testing.assert_allclose(res["accel_ratio"], 4.0 / 9.81, rtol=0.03)
+
+
+def test_silhouette_gain_calibrates_the_acceleration_on_the_ground_truth():
+    from newtonbench.metrics.scorer import _silhouette_gain
+
+    t = np.arange(16) / 16.0
+    a = np.array([30.0, 120.0])  # px/s², the projected centre's acceleration
+    p = np.array([50.0, 40.0]) + np.outer(t, [20.0, 5.0]) + 0.5 * np.outer(t**2, a)
+    bend = np.array([0.0, 6.0])  # the silhouette's centroid accelerates a bit more (px/s², along v)
+    m = 1.03 * p + 0.5 * np.outer(t**2, bend) + 2.0
+    traj = {"t": t, "u": p[:, 0], "v": p[:, 1]}
+    ok, window = torch.ones(16, dtype=torch.bool), np.ones(16, bool)
+    lam = _silhouette_gain(traj, torch.from_numpy(m), ok, window)
+    assert lam == pytest.approx(((1.03 * a + bend) @ a) / (a @ a), rel=1e-9)
+    # too few frames for an acceleration: the displacement gain; no motion: 1
+    short = np.zeros(16, bool)
+    short[:6] = True
+    dp, dm = p[:6] - p[:6].mean(0), m[:6] - m[:6].mean(0)
+    assert _silhouette_gain(traj, torch.from_numpy(m), ok, short) == pytest.approx((dm * dp).sum() / (dp**2).sum())
+    still = {"t": t, "u": np.full(16, 50.0), "v": np.full(16, 40.0)}
+    assert _silhouette_gain(still, torch.from_numpy(m * 0 + 3.0), ok, window) == 1.0
