@@ -103,9 +103,10 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     the frames' robust noise level after the correction (1.4826 x the median corrected colour
     distance to the background over the same pixels).
 
-    Returns g, o ([N, C, 1, 1]) and sigma ([N]). The fit reads a regular grid of `samples` to
-    4 x `samples` pixels per frame (2,704 at 256x256): a thousand pixels fix two numbers per
-    channel, and a median, to well under the threshold's resolution.
+    Returns g, o ([N, C, 1, 1]) and sigma ([N]). The fit reads every k-th row and column, k the
+    largest stride that keeps at least `samples` pixels (2,704 at 256x256; every pixel of a small
+    image): a thousand pixels fix two numbers per channel, and a median, to well under the
+    threshold's resolution.
     """
     n, c, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
