@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics.functional._util import dilate, erode, mask_boxes
+from newtonbench.metrics.functional._util import crop_windows, dilate, erode, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 
 log = logging.getLogger(__name__)
@@ -110,11 +110,9 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     """
     n, c, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
-    # dense and planar (a channels-last uint8 view is copied out before the conversion); uint8
-    # stays in 0..255 here and the fit's gain absorbs the scale (g / 255)
-    f = frames[..., ::stride, ::stride].contiguous().reshape(n, c, -1).to(torch.float32)
-    unit = 255.0 if frames.dtype == torch.uint8 else 1.0
-    b = bg[..., ::stride, ::stride].reshape(c, -1).to(torch.float32)
+    # dense and planar (a channels-last uint8 view is copied out before the conversion)
+    f = as_float(frames[..., ::stride, ::stride].contiguous()).reshape(n, c, -1)
+    b = bg[..., ::stride, ::stride].reshape(c, -1).to(f.dtype)
     fb = f * b
     wt = torch.ones(n, f.shape[-1], dtype=f.dtype, device=f.device)
     for _ in range(iters):
@@ -128,14 +126,14 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
         var = (wt @ b.square().T) / sw - mb * mb
         cov = (fb * w3).sum(-1) / sw - mb * mf
         # A flat background cannot separate gain from offset: fit the offset alone there.
-        g = torch.where(var > 1e-4, cov / var.clamp_min(1e-4) / unit, torch.ones_like(var)).clamp(0.5, 2.0) * unit
+        g = torch.where(var > 1e-4, cov / var.clamp_min(1e-4), torch.ones_like(var)).clamp(0.5, 2.0)
         o = mf - g * mb
         # squared corrected colour distance (f - o) / g - b; its median is the square of theirs
         d2 = (f - o[..., None]).div_(g[..., None]).sub_(b).square_().sum(1)  # [N, P]
         sigma = 1.4826 * _lower_median(d2).sqrt_()
         # The object (and anything else that moved) drops out of the next fit.
         wt = (d2 <= (3 * sigma).clamp_min(0.03).square()).to(f.dtype)
-    return (g / unit)[..., None, None], (o / unit)[..., None, None], sigma.flatten()
+    return g[..., None, None], o[..., None, None], sigma.flatten()
 
 
 def _lower_median(x: Tensor) -> Tensor:
@@ -330,8 +328,8 @@ class _Gate:
 
     def windows(self, y0: list[int], x0: list[int], side_y: int, side_x: int) -> Tensor:
         """bool [N, side_y, side_x]: foreground in a window per frame starting at (y0[k], x0[k])."""
-        f = torch.stack([self.frames[k, :, a:a + side_y, b:b + side_x] for k, (a, b) in enumerate(zip(y0, x0))])
-        bg = torch.stack([self.bg[:, a:a + side_y, b:b + side_x] for a, b in zip(y0, x0)])
+        f = crop_windows(self.frames, y0, x0, side_y, side_x)
+        bg = crop_windows(self.bg.expand(len(y0), *self.bg.shape), y0, x0, side_y, side_x)
         return self._test(f, bg)
 
     def patches(self, k: Tensor, y: Tensor, x: Tensor, r: int = 2) -> Tensor:
@@ -375,8 +373,8 @@ def _any_per_row(x: Tensor) -> Tensor:
 _ROI_MIN_AREA = 64
 
 
-def _windows(lo: np.ndarray, hi: np.ndarray, side: int, size: int, margin: int) -> np.ndarray:
-    """Start of a window of `side` pixels per frame around [lo, hi) grown by `margin`, inside [0, size)."""
+def _windows(lo: np.ndarray, hi: np.ndarray, side: int, size: int) -> np.ndarray:
+    """Start of a window of `side` pixels per frame centred on [lo, hi), inside [0, size)."""
     centre = (lo + hi) // 2
     return np.clip(centre - side // 2, 0, size - side)
 
@@ -415,21 +413,19 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     if len(k):
         core = _any_per_row(erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4])
         hits[k[~core], i[~core], j[~core]] = False
-    # [N, len(ly)], [N, len(lx)] (a max over uint8 views: bool any() is much slower on a CPU)
-    h8 = hits.view(torch.uint8)
-    hy, hx = h8.amax(2).numpy(force=True).astype(bool), h8.amax(1).numpy(force=True).astype(bool)
-    found = hy.any(1)
+    box = mask_boxes(hits).numpy(force=True)  # [N, 4] in lattice rows and columns
+    found = box[:, 1] > 0
     if not found.any():
         return torch.zeros(n, 0, 0, dtype=torch.bool, device=dev), [0] * n, [0] * n
     lyn, lxn = ly.numpy(force=True), lx.numpy(force=True)
-    first_y, last_y = lyn[hy.argmax(1)], lyn[hy.shape[1] - 1 - hy[:, ::-1].argmax(1)] + 1
-    first_x, last_x = lxn[hx.argmax(1)], lxn[hx.shape[1] - 1 - hx[:, ::-1].argmax(1)] + 1
+    first_y, last_y = lyn[box[:, 0]], lyn[(box[:, 1] - 1).clip(0)] + 1
+    first_x, last_x = lxn[box[:, 2]], lxn[(box[:, 3] - 1).clip(0)] + 1
     margin, r = 8, 5
     side_y = min(h, int((last_y - first_y)[found].max()) + 2 * margin)
     side_x = min(w, int((last_x - first_x)[found].max()) + 2 * margin)
     while True:
-        y0 = _windows(first_y, last_y, side_y, h, margin)
-        x0 = _windows(first_x, last_x, side_x, w, margin)
+        y0 = _windows(first_y, last_y, side_y, h)
+        x0 = _windows(first_x, last_x, side_x, w)
         cand = gate.windows(y0.tolist(), x0.tolist(), side_y, side_x)
         cand[torch.as_tensor(~found, device=dev)] = False
         core = erode(cand)

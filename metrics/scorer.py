@@ -263,8 +263,9 @@ def _silhouette_gain(traj: dict, gt_c: torch.Tensor, gt_ok: torch.Tensor, window
         return 1.0
     t = traj["t"].astype(np.float64)[ok]
     if ok.sum() >= 8:
-        a_p = 2.0 * np.polyfit(t - t.mean(), p[ok], 2)[0]  # [2] px/s²
-        a_m = 2.0 * np.polyfit(t - t.mean(), m[ok], 2)[0]
+        # the metric's own least-squares fit, on both tracks at once: [2 tracks, 2] px/s²
+        a_p, a_m = fit_acceleration(torch.from_numpy(t).expand(2, -1), torch.from_numpy(np.stack([p[ok], m[ok]])),
+                                    torch.ones(2, len(t), dtype=torch.float64)).numpy()
         if 0.5 * float(np.hypot(*a_p)) * float(np.ptp(t)) ** 2 >= 4.0:
             return float(np.clip((a_m @ a_p) / (a_p @ a_p), 0.8, 1.25))
     dp = p[ok] - p[ok].mean(0)

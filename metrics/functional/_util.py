@@ -76,15 +76,15 @@ def frame_windows(mask: Tensor, margin: int = 1) -> tuple[Tensor, Tensor, int, i
     return (ylo - margin).clamp(0, h - a), (xlo - margin).clamp(0, w - b), a, b
 
 
-def crop_windows(x: Tensor, y0: Tensor, x0: Tensor, a: int, b: int) -> Tensor:
-    """x[..., y0:y0 + a, x0:x0 + b] per frame for [..., H, W] x and [...] corners: [..., a, b]."""
-    lead, (h, w) = x.shape[:-2], x.shape[-2:]
-    flat = x.reshape(-1, h, w)
-    n = flat.shape[0]
-    dev = x.device
-    ys = y0.reshape(n, 1, 1) + torch.arange(a, device=dev).reshape(1, a, 1)
-    xs = x0.reshape(n, 1, 1) + torch.arange(b, device=dev).reshape(1, 1, b)
-    return flat[torch.arange(n, device=dev).reshape(n, 1, 1), ys, xs].reshape(*lead, a, b)
+def crop_windows(x: Tensor, y0, x0, a: int, b: int) -> Tensor:
+    """x[i, ..., y0[i]:y0[i] + a, x0[i]:x0[i] + b] for every frame i: the corners y0, x0 (tensors or
+    lists) index x's leading dims, any dims between them and the last two (colour) ride along.
+    Returns [*lead, ..., a, b]. Slices stacked: faster than one advanced-indexing gather here."""
+    y0, x0 = torch.as_tensor(y0), torch.as_tensor(x0)
+    lead = x.shape[: y0.dim()]
+    flat = x.reshape(-1, *x.shape[y0.dim():])
+    wins = [flat[k, ..., p:p + a, q:q + b] for k, (p, q) in enumerate(zip(y0.flatten().tolist(), x0.flatten().tolist()))]
+    return torch.stack(wins).reshape(*lead, *x.shape[y0.dim():-2], a, b)
 
 
 def count_set(mask: Tensor, dims: int = 2) -> Tensor:
