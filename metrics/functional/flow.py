@@ -498,6 +498,17 @@ def _lk_pyramid(
     return flow
 
 
+def shrink_frames(frames: Tensor, max_side: int, min_side: int = 2) -> Tensor:
+    """[B, T, C, H, W] frames resized so that their long side is `max_side` (each side at least
+    `min_side`): bilinear, antialiased, corners aligned, so that pixel i of the small image sits at
+    i (W - 1) / (ws - 1) of the large one. The speed knob of the flow and of the residual."""
+    b, t, c, h, w = frames.shape
+    s = max_side / max(h, w)
+    hs, ws = max(min_side, round(h * s)), max(min_side, round(w * s))
+    return F.interpolate(frames.reshape(b * t, c, h, w), size=(hs, ws), mode="bilinear", align_corners=True,
+                         antialias=True).reshape(b, t, c, hs, ws)
+
+
 @FLOW_METHODS.register("lk")
 def lucas_kanade_flow(
     frames: Tensor,
@@ -542,15 +553,8 @@ def lucas_kanade_flow(
     if max_side is not None:
         check_range("max_side", max_side, 8)
         if max(h, w) > max_side:
-            s = max_side / max(h, w)
-            hs, ws = max(2, round(h * s)), max(2, round(w * s))
-            small = F.interpolate(
-                frames.reshape(b * t, c, h, w),
-                size=(hs, ws),
-                mode="bilinear",
-                align_corners=True,
-                antialias=True,
-            ).reshape(b, t, c, hs, ws)
+            small = shrink_frames(frames, max_side)
+            hs, ws = small.shape[-2:]
             flow = lucas_kanade_flow(
                 small,
                 levels=levels,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from newtonbench.errors import InvalidValueError
-from newtonbench.metrics.functional.flow import _base_grid, estimate_flow, sample_at
+from newtonbench.metrics.functional.flow import _base_grid, estimate_flow, sample_at, shrink_frames
 
 Tensor = torch.Tensor
 
@@ -208,21 +208,14 @@ def kinematic_residual(
         raise InvalidValueError(
             f"frames must be [B, T, C, H, W] with T >= 4 for the kinematic residual; got {shape}"
         )
-    b, t, c, h, w = frames.shape
+    b, t, _, h, w = frames.shape
     scale = (1.0, 1.0)
     if max_side is not None:
         if not isinstance(max_side, int) or max_side < 8:
             raise InvalidValueError(f"max_side={max_side!r} must be an integer >= 8")
         if max(h, w) > max_side:
-            s = max_side / max(h, w)
-            hs, ws = max(8, round(h * s)), max(8, round(w * s))
-            frames = F.interpolate(
-                frames.reshape(b * t, c, h, w),
-                size=(hs, ws),
-                mode="bilinear",
-                align_corners=True,
-                antialias=True,
-            ).reshape(b, t, c, hs, ws)
+            frames = shrink_frames(frames, max_side, min_side=8)
+            hs, ws = frames.shape[-2:]
             if mask is not None:
                 if mask.shape != (b, t, h, w):
                     raise InvalidValueError(
@@ -231,7 +224,7 @@ def kinematic_residual(
                 mask = F.interpolate(
                     mask.reshape(b * t, 1, h, w).to(frames.dtype), size=(hs, ws), mode="area"
                 ).reshape(b, t, hs, ws)
-            # align_corners=True: pixel i of the small image sits at i * (W - 1) / (ws - 1) of the large one.
+            # corners aligned: pixel i of the small image sits at i * (W - 1) / (ws - 1) of the large one
             scale = ((w - 1) / (ws - 1), (h - 1) / (hs - 1))
     phi = estimate_flow(frames, method=flow, **kw)
     return kinematic_residual_from_flow(phi, mask, follow=follow, pixel_scale=scale)
