@@ -116,7 +116,8 @@ _declare(MetricInfo(
     "exp(-(d_col / 0.1 + d_shape / 1.0 + d_bg / 0.02)): d_col = median_k ||χ_k - χ_0|| of the object's "
     "mean chromaticity RGB/(R+G+B) against the first frame, d_shape = median_k |log(A_k / A_0) - "
     "log(Â_k / Â_0)| its area change beyond the ground truth's, d_bg = mean_k mean |I_k - I_0| over "
-    "pixels >= 4 px outside both objects (flicker, drift); 1 = the object and the background stay the same"))
+    "pixels >= 4 px outside both objects, within the region the objects visit (flicker, drift); 1 = the "
+    "object and the background stay the same"))
 _declare(MetricInfo(
     "kinematic_residual", "px^2/frame^6", 0.0, None, False, True, 1,
     "mean_t mean_pixels ||φ(t+1) - 2 φ(t) + φ(t-1)||^2 on optical flow φ (px/frame; weight-free "

@@ -12,7 +12,9 @@ where the extractor loses part of a camouflaged object do not count as a change 
     d_shape = median_k |log(A_k / A_0) - log(Â_k / Â_0)|     A_k object area; Â_k the ground truth's area
                                                           (so occlusion or leaving the image that the
                                                           ground truth also shows is not penalised)
-    d_bg    = mean_k mean_{pixels >= 4 px outside both objects} mean_C |I_k - I_0|   (every 4th pixel)
+    d_bg    = mean_k mean_{pixels >= 4 px outside both objects} mean_C |I_k - I_0|   (every 4th pixel
+                                                          of the frames given: the scorer gives the
+                                                          region the objects visit)
     consistency = exp(-(d_col / 0.1 + d_shape / 1.0 + d_bg / 0.02))
 
 d_col and d_shape run over frames where the object was found (valid) in frame k and frame 0; d_bg
