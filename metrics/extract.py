@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics.functional._util import crop_windows, dilate, erode, mask_boxes
+from newtonbench.metrics.functional._util import as_float, crop_windows, dilate, erode, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 
 log = logging.getLogger(__name__)
@@ -263,11 +263,6 @@ def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, m
     if bool(none.any()):
         bg[:, none] = frames[:, :, none].median(0).values
     return bg
-
-
-def as_float(frames: Tensor) -> Tensor:
-    """uint8 frames (as `bench_grid_frames` returns them) -> float in [0, 1]; float frames as they are."""
-    return frames.to(torch.float32).div_(255.0) if frames.dtype == torch.uint8 else frames
 
 
 def bench_grid_frames(frames: np.ndarray | Tensor, size: tuple[int, int],

@@ -6,6 +6,14 @@ import torch
 from torch import Tensor
 
 
+def as_float(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """uint8 images (0..255) -> float in [0, 1] (float32 unless `dtype`); float images as they are
+    (or cast to `dtype`). The kernels take decoded uint8 frames and convert only what they read."""
+    if x.dtype == torch.uint8:
+        return x.to(dtype or torch.float32).div_(255.0)
+    return x if dtype is None else x.to(dtype)
+
+
 def masked_mean(x: Tensor, valid: Tensor, dim) -> Tensor:
     """Mean of x over `dim` where valid; NaN where nothing is valid (undefined, never a fake 0)."""
     valid = valid.to(torch.bool)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.metrics.functional._util import (
+    as_float,
     count_set,
     crop_windows,
     dilate,
@@ -63,9 +64,6 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     c = frames.shape[2]
     dtype = torch.float32 if not frames.is_floating_point() else frames.dtype
 
-    def as_x(v: Tensor) -> Tensor:
-        return v.to(dtype).div_(255.0) if v.dtype == torch.uint8 else v.to(dtype)
-
     area_n = count_set(m)  # [B, T]
     valid = valid.to(torch.bool) & (area_n > 0)
     if present is None:
@@ -82,7 +80,7 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     # a small part of the region the objects visit.
     bi, ti, yi, xi = core.nonzero(as_tuple=True)
     yi, xi = yi + y0[bi, ti], xi + x0[bi, ti]
-    pix = as_x(frames.permute(0, 1, 3, 4, 2)[bi, ti, yi, xi])  # [M, C]
+    pix = as_float(frames.permute(0, 1, 3, 4, 2)[bi, ti, yi, xi], dtype)  # [M, C]
     chroma = pix / pix.sum(-1, keepdim=True).clamp_min(1e-3)
     mu = torch.zeros(b * t, c, dtype=dtype, device=frames.device).index_add_(0, bi * t + ti, chroma)
     mu = mu.reshape(b, t, c) / core_n.unsqueeze(-1).to(dtype).clamp_min(1)  # [B, T, C]
@@ -109,7 +107,7 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     cols = both[..., 0::4] | both[..., 1::4] | both[..., 2::4] | both[..., 3::4]
     cells = cols[..., 0::4, :] | cols[..., 1::4, :] | cols[..., 2::4, :] | cols[..., 3::4, :]
     near = dilate(cells)
-    sub = as_x(frames[..., 2::4, 2::4])
+    sub = as_float(frames[..., 2::4, 2::4], dtype)
     hs, ws = sub.shape[-2:]
     ow = (~near[..., :hs, :ws]).to(dtype)
     diff = (sub[:, 1:] - sub[:, :1]).abs().mean(2)
