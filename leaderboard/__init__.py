@@ -6,9 +6,27 @@
 
 from newtonbench.leaderboard.aggregate import Cell, Leaderboard, Model, build, newton_score
 from newtonbench.leaderboard.publish import FORMATS, publish
-from newtonbench.leaderboard.runs import MetricInfo, ResultsError, Run, check_compatible, load_run, load_runs
+from newtonbench.leaderboard.runs import (
+    DeclaredMetric,
+    ResultsError,
+    Run,
+    check_compatible,
+    load_run,
+    load_runs,
+)
 
 __all__ = [
-    "FORMATS", "Cell", "Leaderboard", "MetricInfo", "Model", "ResultsError", "Run", "build",
-    "check_compatible", "load_run", "load_runs", "newton_score", "publish",
+    "FORMATS",
+    "Cell",
+    "DeclaredMetric",
+    "Leaderboard",
+    "Model",
+    "ResultsError",
+    "Run",
+    "build",
+    "check_compatible",
+    "load_run",
+    "load_runs",
+    "newton_score",
+    "publish",
 ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from newtonbench.leaderboard.runs import MetricInfo, ResultsError, Run, metric_infos
+from newtonbench.leaderboard.runs import DeclaredMetric, ResultsError, Run, metric_infos
 from newtonbench.schema import DISTRIBUTIONS, PRIMITIVES
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,11 @@ TRAJECTORY = "l2_norm"
 
 # Fields that are not metrics of the scorer but the leaderboard's own summaries of them.
 DERIVED = {
-    SCORE: MetricInfo(
+    SCORE: DeclaredMetric(
         SCORE, "", True, "1",
         "Newton score: mean over primitives of coverage × min(r, 1/r) × (1 − l2_norm), r = mean accel_ratio",
     ),
-    COVERAGE: MetricInfo(COVERAGE, "", True, "1", "fraction of the slice's clips that were scored (status ok)"),
+    COVERAGE: DeclaredMetric(COVERAGE, "", True, "1", "fraction of the slice's clips that were scored (status ok)"),
 }
 
 MAX_SCATTER_POINTS = 400  # per model: keeps a 10,000-clip leaderboard page small
@@ -66,7 +66,7 @@ class Model:
 @dataclass(frozen=True)
 class Leaderboard:
     models: tuple[Model, ...]  # in rank order
-    metrics: dict[str, MetricInfo]  # the scorer's declarations, in declaration order
+    metrics: dict[str, DeclaredMetric]  # the scorer's declarations, in declaration order
     primitives: tuple[str, ...]
     distributions: tuple[str, ...]
     # (primitive | "all", distribution | "all") -> model name -> field -> Cell (absent = missing)
@@ -75,7 +75,7 @@ class Leaderboard:
     split: str
     scatter: dict[str, list[tuple[float, float, str, str]]] = field(repr=False, default_factory=dict)
 
-    def info(self, name: str) -> MetricInfo:
+    def info(self, name: str) -> DeclaredMetric:
         return DERIVED[name] if name in DERIVED else self.metrics[name]
 
     def cell(self, primitive: str, distribution: str, model: str, name: str) -> Cell | None:

@@ -40,8 +40,9 @@ def pretty_unit(unit) -> str:
 
 
 @dataclass(frozen=True)
-class MetricInfo:
-    """One metric's declaration as the scorer wrote it into summary.json["metrics"]."""
+class DeclaredMetric:
+    """One metric's declaration as the scorer wrote it into summary.json["metrics"] (the JSON form of
+    newtonbench.metrics.info.MetricInfo, read back without torch; results of other versions too)."""
 
     name: str
     unit: str
@@ -76,7 +77,7 @@ class MetricInfo:
         return -value if self.higher_is_better else value
 
     @classmethod
-    def from_declaration(cls, name: str, decl: dict) -> MetricInfo:
+    def from_declaration(cls, name: str, decl: dict) -> DeclaredMetric:
         hib = decl.get("higher_is_better")
         target = decl.get("target")
         return cls(
@@ -107,8 +108,8 @@ class Run:
         return card if isinstance(card, dict) else None
 
     @property
-    def metrics(self) -> dict[str, MetricInfo]:
-        return {n: MetricInfo.from_declaration(n, d) for n, d in self.summary["metrics"].items()}
+    def metrics(self) -> dict[str, DeclaredMetric]:
+        return {n: DeclaredMetric.from_declaration(n, d) for n, d in self.summary["metrics"].items()}
 
 
 def discover(paths) -> list[Path]:
@@ -203,9 +204,9 @@ def load_runs(paths) -> list[Run]:
     return runs
 
 
-def metric_infos(runs: list[Run]) -> dict[str, MetricInfo]:
+def metric_infos(runs: list[Run]) -> dict[str, DeclaredMetric]:
     """The union of the runs' metric declarations, in declaration order (versions already checked equal)."""
-    out: dict[str, MetricInfo] = {}
+    out: dict[str, DeclaredMetric] = {}
     for run in runs:
         for name, info in run.metrics.items():
             out.setdefault(name, info)
