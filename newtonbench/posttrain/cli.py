@@ -25,23 +25,25 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 
 
 # Options shared by `posttrain` and `sample`, defined once.
-_height = click.option(
-    "--height", type=click.IntRange(16, 4096), default=None, help="[default: the bench's, on the model's grid]"
-)
-_width = click.option(
-    "--width", type=click.IntRange(16, 4096), default=None, help="[default: the bench's, on the model's grid]"
-)
-_device = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-
-
-@click.command("posttrain")
-@click.option(
+_model = click.option(
     "--model",
     required=True,
     type=click.Path(file_okay=False),
     metavar="PATH|REPO_ID",
     help="Local diffusers image-to-video pipeline folder, or a repo id in the local Hugging Face cache.",
 )
+_height = click.option(
+    "--height", type=click.IntRange(16, 4096), default=None, help="[default: the bench's, on the model's grid]"
+)
+_width = click.option(
+    "--width", type=click.IntRange(16, 4096), default=None, help="[default: the bench's, on the model's grid]"
+)
+_seed = click.option("--seed", type=int, default=0, show_default=True)
+_device = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+
+
+@click.command("posttrain")
+@_model
 @click.option(
     "--bench",
     required=True,
@@ -121,7 +123,7 @@ _device = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), d
     help="Reward mode CFG [default: the family's].",
 )
 @click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@_seed
 @_device
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True, show_default=True)
 @click.option(
@@ -209,13 +211,7 @@ def posttrain(
 
 
 @click.command("sample")
-@click.option(
-    "--model",
-    required=True,
-    type=click.Path(file_okay=False),
-    metavar="PATH|REPO_ID",
-    help="Local diffusers image-to-video pipeline folder, or a repo id in the local Hugging Face cache.",
-)
+@_model
 @click.option(
     "--lora", type=click.Path(), default=None, help="RUN folder (latest checkpoint) or RUN/checkpoint-N."
 )
@@ -239,7 +235,7 @@ def posttrain(
 )
 @_height
 @_width
-@click.option("--seed", type=int, default=0, show_default=True)
+@_seed
 @_device
 def sample(
     model,

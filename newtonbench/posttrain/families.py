@@ -59,6 +59,21 @@ class Conditioning:
     def cfg(self) -> bool:
         return self.guidance_scale > 1.0
 
+    def batched_prompt_embeds(self):
+        """[negative; positive] text embeddings for one batched CFG pass, else the positive ones."""
+        import torch
+
+        return (
+            torch.cat([self.negative_prompt_embeds, self.prompt_embeds]) if self.cfg else self.prompt_embeds
+        )
+
+    def guide(self, pred):
+        """Classifier-free guidance on a batched [uncond; text] prediction (unchanged without CFG)."""
+        if not self.cfg:
+            return pred
+        uncond, text = pred.chunk(2)
+        return uncond + self.guidance_scale * (text - uncond)
+
 
 class VideoFamily:
     """Base class: the conventions of one diffusers image-to-video pipeline class."""
@@ -215,11 +230,50 @@ class VideoFamily:
     def _dtype(pipe):
         return pipe.transformer.dtype
 
+    @staticmethod
+    def _encode_prompt(pipe, prompts, batch_size: int, cfg: bool, max_sequence_length: int, device):
+        """The pipeline's own `encode_prompt`, with an empty negative prompt under classifier-free guidance."""
+        return pipe.encode_prompt(
+            prompt=list(prompts),
+            negative_prompt=[""] * batch_size if cfg else None,
+            do_classifier_free_guidance=cfg,
+            num_videos_per_prompt=1,
+            max_sequence_length=max_sequence_length,
+            device=device,
+        )
+
+    @staticmethod
+    def _conditioning(
+        first_frames, num_frames, guidance_scale, prompt_embeds, negative_prompt_embeds, dtype=None, **fields
+    ) -> Conditioning:
+        """The fields every family fills alike (sizes from first_frames [B, 3, H, W], the text embeddings,
+        cast to `dtype` unless it is None); `fields` are the family's own."""
+        b, _, h, w = first_frames.shape
+        if dtype is not None:
+            prompt_embeds = prompt_embeds.to(dtype)
+            if negative_prompt_embeds is not None:
+                negative_prompt_embeds = negative_prompt_embeds.to(dtype)
+        return Conditioning(
+            batch_size=b,
+            height=h,
+            width=w,
+            num_frames=num_frames,
+            guidance_scale=guidance_scale,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            **fields,
+        )
+
 
 def _randn(shape, generator, device, dtype):
     from diffusers.utils.torch_utils import randn_tensor
 
     return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+
+
+def _to_frames(video):
+    """Decoded video [B, 3, T, H, W] in [-1, 1] -> frames float [B, T, 3, H, W] in [0, 1]."""
+    return (video.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
 
 
 def _to_pil(first_frames):
@@ -291,14 +345,7 @@ class WanFamily(VideoFamily):
         b, _, h, w = first_frames.shape
         cfg = guidance_scale > 1.0
         with torch.no_grad():
-            pe, npe = pipe.encode_prompt(
-                prompt=list(prompts),
-                negative_prompt=[""] * b if cfg else None,
-                do_classifier_free_guidance=cfg,
-                num_videos_per_prompt=1,
-                max_sequence_length=self.max_sequence_length,
-                device=device,
-            )
+            pe, npe = self._encode_prompt(pipe, prompts, b, cfg, self.max_sequence_length, device)
             image_embeds = None
             if pipe.transformer.config.image_dim is not None:  # only Wan 2.1 I2V takes CLIP image tokens
                 image_embeds = pipe.encode_image(_to_pil(first_frames), device).to(tdtype)
@@ -308,45 +355,35 @@ class WanFamily(VideoFamily):
             lh, lw = h // pipe.vae_scale_factor_spatial, w // pipe.vae_scale_factor_spatial
             if pipe.config.expand_timesteps:
                 # TI2V: the first frame's latent replaces the first latent frame; a mask marks the rest.
-                latent_condition = self._encode_video(pipe, image[:, :, None], "argmax").to(device)
+                image_latents = self._encode_video(pipe, image[:, :, None], "argmax").to(device)
                 first_frame_mask = torch.ones(
                     1, 1, (num_frames - 1) // pipe.vae_scale_factor_temporal + 1, lh, lw, device=device
                 )
                 first_frame_mask[:, :, 0] = 0
-                return Conditioning(
-                    batch_size=b,
-                    height=h,
-                    width=w,
-                    num_frames=num_frames,
-                    guidance_scale=guidance_scale,
-                    prompt_embeds=pe.to(tdtype),
-                    negative_prompt_embeds=None if npe is None else npe.to(tdtype),
-                    image_embeds=image_embeds,
-                    image_latents=latent_condition,
-                    first_frame_mask=first_frame_mask,
+            else:
+                # I2V: the first frame followed by zeros, VAE-encoded, plus a 4-channel mask marking the
+                # (4 temporally compressed) first-frame positions, concatenated on the channel axis.
+                video_condition = torch.cat(
+                    [image[:, :, None], image.new_zeros(b, 3, num_frames - 1, h, w)], dim=2
                 )
-            # I2V: the first frame followed by zeros, VAE-encoded, plus a 4-channel mask marking the
-            # (4 temporally compressed) first-frame positions, concatenated on the channel axis.
-            video_condition = torch.cat(
-                [image[:, :, None], image.new_zeros(b, 3, num_frames - 1, h, w)], dim=2
-            )
-            latent_condition = self._encode_video(pipe, video_condition, "argmax").to(device)
-            tf = pipe.vae_scale_factor_temporal
-            mask = torch.ones(b, 1, num_frames, lh, lw, device=device)
-            mask[:, :, 1:] = 0
-            mask = torch.cat([mask[:, :, :1].repeat_interleave(tf, dim=2), mask[:, :, 1:]], dim=2)
-            mask = mask.view(b, -1, tf, lh, lw).transpose(1, 2)
-            condition = torch.cat([mask, latent_condition], dim=1)
-        return Conditioning(
-            batch_size=b,
-            height=h,
-            width=w,
-            num_frames=num_frames,
-            guidance_scale=guidance_scale,
-            prompt_embeds=pe.to(tdtype),
-            negative_prompt_embeds=None if npe is None else npe.to(tdtype),
+                latent_condition = self._encode_video(pipe, video_condition, "argmax").to(device)
+                tf = pipe.vae_scale_factor_temporal
+                mask = torch.ones(b, 1, num_frames, lh, lw, device=device)
+                mask[:, :, 1:] = 0
+                mask = torch.cat([mask[:, :, :1].repeat_interleave(tf, dim=2), mask[:, :, 1:]], dim=2)
+                mask = mask.view(b, -1, tf, lh, lw).transpose(1, 2)
+                image_latents = torch.cat([mask, latent_condition], dim=1)
+                first_frame_mask = None
+        return self._conditioning(
+            first_frames,
+            num_frames,
+            guidance_scale,
+            pe,
+            npe,
+            tdtype,
             image_embeds=image_embeds,
-            image_latents=condition,
+            image_latents=image_latents,
+            first_frame_mask=first_frame_mask,
         )
 
     def initial_latents(self, pipe, cond, generator=None):
@@ -406,7 +443,7 @@ class WanFamily(VideoFamily):
         mean, inv_std = self._latent_stats(pipe, latents.device, latents.dtype)
         z = (latents / inv_std + mean).to(pipe.vae.device, pipe.vae.dtype)
         video = pipe.vae.decode(z, return_dict=False)[0]  # [B, 3, T, H, W] in [-1, 1]
-        return (video.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
+        return _to_frames(video)
 
     def _shift(self, pipe) -> float:
         cfg = pipe.scheduler.config
@@ -504,13 +541,8 @@ class CogVideoXFamily(VideoFamily):
         b, _, h, w = first_frames.shape
         cfg = guidance_scale > 1.0
         with torch.no_grad():
-            pe, npe = pipe.encode_prompt(
-                prompt=list(prompts),
-                negative_prompt=[""] * b if cfg else None,
-                do_classifier_free_guidance=cfg,
-                num_videos_per_prompt=1,
-                max_sequence_length=pipe.transformer.config.max_text_seq_length,
-                device=device,
+            pe, npe = self._encode_prompt(
+                pipe, prompts, b, cfg, pipe.transformer.config.max_text_seq_length, device
             )
             image = (first_frames.to(device, torch.float32) * 2 - 1)[:, :, None]
             if image_noise is not None:  # training-time augmentation (diffusers' CogVideoX I2V LoRA script)
@@ -528,14 +560,13 @@ class CogVideoXFamily(VideoFamily):
             ofs = None
             if pipe.transformer.config.ofs_embed_dim is not None:
                 ofs = image_latents.new_full((1,), fill_value=2.0)
-        return Conditioning(
-            batch_size=b,
-            height=h,
-            width=w,
-            num_frames=num_frames,
-            guidance_scale=guidance_scale,
-            prompt_embeds=pe.to(tdtype),
-            negative_prompt_embeds=None if npe is None else npe.to(tdtype),
+        return self._conditioning(
+            first_frames,
+            num_frames,
+            guidance_scale,
+            pe,
+            npe,
+            tdtype,
             image_latents=image_latents,
             rotary=rotary,
             ofs=ofs,
@@ -570,13 +601,8 @@ class CogVideoXFamily(VideoFamily):
         x = sch.scale_model_input(x, t)
         img = torch.cat([cond.image_latents] * 2) if cond.cfg else cond.image_latents
         x = torch.cat([x, img.to(x.dtype)], dim=2)
-        embeds = (
-            torch.cat([cond.negative_prompt_embeds, cond.prompt_embeds]) if cond.cfg else cond.prompt_embeds
-        )
-        pred = self._predict(nets[0], x, t.expand(x.shape[0]), embeds, cond, pipe)
-        if cond.cfg:
-            uncond, text = pred.chunk(2)
-            pred = uncond + cond.guidance_scale * (text - uncond)
+        embeds = cond.batched_prompt_embeds()
+        pred = cond.guide(self._predict(nets[0], x, t.expand(x.shape[0]), embeds, cond, pipe))
         kwargs = {"eta": 0.0} if "eta" in inspect.signature(sch.step).parameters else {}
         if isinstance(sch, CogVideoXDPMScheduler):
             latents, state["old_pred_original_sample"] = sch.step(
@@ -595,7 +621,7 @@ class CogVideoXFamily(VideoFamily):
     def decode(self, pipe, latents):
         z = latents.permute(0, 2, 1, 3, 4) / self._scale(pipe)
         video = pipe.vae.decode(z.to(pipe.vae.device, pipe.vae.dtype)).sample  # [B, 3, T, H, W] in [-1, 1]
-        return (video.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
+        return _to_frames(video)
 
     def sft_loss(self, pipe, nets, video, cond, generator=None, shared_generator=None):
         """diffusers' examples/cogvideo/train_cogvideox_image_to_video_lora.py: v-prediction, written as an
@@ -693,14 +719,7 @@ class LTXFamily(VideoFamily):
         b, _, h, w = first_frames.shape
         cfg = guidance_scale > 1.0
         with torch.no_grad():
-            pe, pm, npe, npm = pipe.encode_prompt(
-                prompt=list(prompts),
-                negative_prompt=[""] * b if cfg else None,
-                do_classifier_free_guidance=cfg,
-                num_videos_per_prompt=1,
-                max_sequence_length=self.max_sequence_length,
-                device=device,
-            )
+            pe, pm, npe, npm = self._encode_prompt(pipe, prompts, b, cfg, self.max_sequence_length, device)
             # The pipeline's prepare_latents encodes the image and draws the noise in one go (same
             # generator order), so the initial latents are made here.
             image = (first_frames.to(device) * 2 - 1).to(pe.dtype)
@@ -716,14 +735,12 @@ class LTXFamily(VideoFamily):
                 generator,
                 None,
             )
-        return Conditioning(
-            batch_size=b,
-            height=h,
-            width=w,
-            num_frames=num_frames,
-            guidance_scale=guidance_scale,
-            prompt_embeds=pe,
-            negative_prompt_embeds=npe,
+        return self._conditioning(
+            first_frames,
+            num_frames,
+            guidance_scale,
+            pe,
+            npe,
             prompt_attention_mask=torch.cat([npm, pm]) if cfg else pm,
             image_latents=latents,
             first_frame_mask=mask,
@@ -763,14 +780,9 @@ class LTXFamily(VideoFamily):
 
         x = torch.cat([latents] * 2) if cond.cfg else latents
         mask = torch.cat([cond.first_frame_mask] * 2) if cond.cfg else cond.first_frame_mask
-        embeds = (
-            torch.cat([cond.negative_prompt_embeds, cond.prompt_embeds]) if cond.cfg else cond.prompt_embeds
-        )
         timestep = t.expand(x.shape[0]).unsqueeze(-1) * (1 - mask)
-        pred = self._predict(nets[0], x, timestep, embeds, cond.prompt_attention_mask, cond, pipe)
-        if cond.cfg:
-            uncond, text = pred.chunk(2)
-            pred = uncond + cond.guidance_scale * (text - uncond)
+        embeds = cond.batched_prompt_embeds()
+        pred = cond.guide(self._predict(nets[0], x, timestep, embeds, cond.prompt_attention_mask, cond, pipe))
         # The scheduler steps every latent frame but the first (the clean image), on unpacked latents.
         pred, lat = self._unpack(pipe, pred, cond), self._unpack(pipe, latents, cond)
         stepped = pipe.scheduler.step(pred[:, :, 1:], t, lat[:, :, 1:], return_dict=False)[0]
@@ -794,7 +806,7 @@ class LTXFamily(VideoFamily):
         if pipe.vae.config.timestep_conditioning:
             timestep = torch.zeros(latents.shape[0], device=latents.device, dtype=latents.dtype)
         video = pipe.vae.decode(latents.to(pipe.vae.dtype), timestep, return_dict=False)[0]
-        return (video.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
+        return _to_frames(video)
 
     def sft_loss(self, pipe, nets, video, cond, generator=None, shared_generator=None):
         import math
