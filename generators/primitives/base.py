@@ -164,6 +164,17 @@ class Primitive:
         raise NotImplementedError
 
 
+class FlightPrimitive(Primitive):
+    """A body in free flight between contacts (dropped or thrown): gravity is its only force."""
+
+    use = "flight"
+
+    def analytic_accel(self, spec: Spec, t: np.ndarray) -> np.ndarray:
+        a = np.zeros((len(t), 3))
+        a[:, 2] = -spec.gravity
+        return a
+
+
 def flight_path(start, velocity, half_height: float, t: np.ndarray, g: float = GRAVITY) -> np.ndarray:
     """[T, 3] a point launched from `start` at `velocity` under gravity g, held where its height
     comes down to `half_height` (the centre of an object that lands on the floor)."""

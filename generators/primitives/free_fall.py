@@ -8,7 +8,14 @@ from typing import ClassVar
 import numpy as np
 
 from newtonbench.errors import InvalidValueError
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
+from newtonbench.generators.primitives.base import (
+    FlightPrimitive,
+    Range,
+    Spec,
+    Trajectory,
+    flight_path,
+    register,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,11 +38,10 @@ def check_clearance(spec: Spec, height_m: float) -> None:
 
 
 @register
-class FreeFall(Primitive):
+class FreeFall(FlightPrimitive):
     name = "free_fall"
     version = 2
     spec_cls = FreeFallSpec
-    use = "flight"
     description = "released from rest at a height; falls and lands on the floor"
     ranges: ClassVar[dict[str, dict[str, Range]]] = {
         "id": {"height_m": Range(0.5, 2.0)},
@@ -49,11 +55,6 @@ class FreeFall(Primitive):
 
     def framing_path(self, params, half_height, t):
         return flight_path((0.0, 0.0, params["height_m"]), (0.0, 0.0, 0.0), half_height, t)
-
-    def analytic_accel(self, spec, t):
-        a = np.zeros((len(t), 3))
-        a[:, 2] = -spec.gravity
-        return a
 
     def phrase(self, spec) -> str:
         return f"falls from a height of {spec.height_m:.1f} m"

@@ -8,7 +8,14 @@ from typing import ClassVar
 import numpy as np
 
 from newtonbench.errors import check_range
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
+from newtonbench.generators.primitives.base import (
+    FlightPrimitive,
+    Range,
+    Spec,
+    Trajectory,
+    flight_path,
+    register,
+)
 from newtonbench.generators.primitives.free_fall import check_clearance
 
 
@@ -24,11 +31,10 @@ class HorizontalThrowSpec(Spec):
 
 
 @register
-class HorizontalThrow(Primitive):
+class HorizontalThrow(FlightPrimitive):
     name = "horizontal_throw"
     version = 2
     spec_cls = HorizontalThrowSpec
-    use = "flight"
     description = "launched horizontally from a height; flies on a parabola and lands"
     ranges: ClassVar[dict[str, dict[str, Range]]] = {
         "id": {"height_m": Range(0.8, 2.0), "speed_mps": Range(1.0, 3.0)},
@@ -42,11 +48,6 @@ class HorizontalThrow(Primitive):
 
     def framing_path(self, params, half_height, t):
         return flight_path((0.0, 0.0, params["height_m"]), (params["speed_mps"], 0.0, 0.0), half_height, t)
-
-    def analytic_accel(self, spec, t):
-        a = np.zeros((len(t), 3))
-        a[:, 2] = -spec.gravity
-        return a
 
     def phrase(self, spec) -> str:
         return f"is thrown horizontally at {spec.speed_mps:.1f} m/s from a height of {spec.height_m:.1f} m"

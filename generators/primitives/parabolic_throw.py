@@ -9,7 +9,14 @@ from typing import ClassVar
 import numpy as np
 
 from newtonbench.errors import check_range
-from newtonbench.generators.primitives.base import Primitive, Range, Spec, Trajectory, flight_path, register
+from newtonbench.generators.primitives.base import (
+    FlightPrimitive,
+    Range,
+    Spec,
+    Trajectory,
+    flight_path,
+    register,
+)
 from newtonbench.generators.primitives.free_fall import check_clearance
 
 
@@ -27,11 +34,10 @@ class ParabolicThrowSpec(Spec):
 
 
 @register
-class ParabolicThrow(Primitive):
+class ParabolicThrow(FlightPrimitive):
     name = "parabolic_throw"
     version = 2
     spec_cls = ParabolicThrowSpec
-    use = "flight"
     description = "launched upwards at an angle; rises, falls and lands"
     ranges: ClassVar[dict[str, dict[str, Range]]] = {
         "id": {"height_m": Range(0.3, 1.0), "speed_mps": Range(2.5, 4.5), "launch_angle_deg": Range(30.0, 60.0)},
@@ -52,11 +58,6 @@ class ParabolicThrow(Primitive):
     def framing_path(self, params, half_height, t):
         v = self._velocity(params["speed_mps"], params["launch_angle_deg"])
         return flight_path((0.0, 0.0, params["height_m"]), v, half_height, t)
-
-    def analytic_accel(self, spec, t):
-        a = np.zeros((len(t), 3))
-        a[:, 2] = -spec.gravity
-        return a
 
     def phrase(self, spec) -> str:
         return f"is thrown at {spec.speed_mps:.1f} m/s, {spec.launch_angle_deg:.0f} degrees above the horizontal"
