@@ -16,13 +16,20 @@ def mask_centroids(masks: Tensor, dtype: torch.dtype = torch.float32) -> tuple[T
     """Area-weighted mean pixel position of each mask. Works for soft masks (weights) too."""
     if masks.dim() < 3:
         raise ValueError(f"masks of shape {tuple(masks.shape)}; expected [..., H, W]")
-    m = masks.to(dtype)
-    h, w = m.shape[-2:]
-    vs = torch.arange(h, dtype=dtype, device=m.device)
-    us = torch.arange(w, dtype=dtype, device=m.device)
-    area = m.sum((-2, -1))
-    u = (m.sum(-2) * us).sum(-1)
-    v = (m.sum(-1) * vs).sum(-1)
+    h, w = masks.shape[-2:]
+    if masks.is_floating_point():
+        m = masks.to(dtype)
+        rows, cols = m.sum(-1), m.sum(-2)  # [..., H], [..., W]
+    else:
+        # Binary masks: pixel counts per row and column summed as integers from a uint8 view (exact,
+        # and no float copy of the masks, ~5x faster on a CPU), then the few sums in `dtype`.
+        m = masks.to(torch.bool).view(torch.uint8)
+        rows, cols = m.sum(-1, dtype=torch.int32).to(dtype), m.sum(-2, dtype=torch.int32).to(dtype)
+    vs = torch.arange(h, dtype=dtype, device=masks.device)
+    us = torch.arange(w, dtype=dtype, device=masks.device)
+    area = rows.sum(-1)
+    u = (cols * us).sum(-1)
+    v = (rows * vs).sum(-1)
     valid = area > 0
     c = torch.stack([u, v], -1) / area.clamp_min(torch.finfo(dtype).tiny).unsqueeze(-1)
     c = torch.where(valid.unsqueeze(-1), c, torch.full_like(c, float("nan")))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from newtonbench.metrics.functional._util import mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance, chamfer_per_frame
 from newtonbench.metrics.functional.consistency import consistency, consistency_terms
@@ -60,6 +61,36 @@ def test_centroid_matches_numpy():
             assert bool(ok[b, t]) == (not np.isnan(ref[0]))
             if ok[b, t]:
                 np.testing.assert_allclose(c[b, t].numpy(), ref, atol=1e-5)
+
+
+def np_box(m):
+    ys, xs = np.nonzero(m)
+    return (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) if len(ys) else (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("view", ["contiguous", "offset", "odd_width", "strided"])
+def test_boxes_and_centroids_match_numpy_on_every_layout(view):
+    # Rows are read as int64 words when the layout allows (contiguous, width a multiple of 8, an
+    # aligned start), byte by byte otherwise: every layout must give the same boxes.
+    rng = np.random.default_rng(7)
+    full = np.zeros((5, 20, 33), bool)
+    for k, (y, x) in enumerate([(3, 4), (0, 0), (15, 25), (7, 30)]):
+        full[k, y:y + 4, x:x + 3] = rng.random((4, 3)) < 0.8
+        full[k, y, x] = True
+    full[2, 19, 32] = True  # a pixel in the last row and column; frame 4 stays empty
+    t = torch.from_numpy(full)
+    m = {"contiguous": t[:, :, :32].contiguous(), "offset": t[:, :, :32].flatten()[3:3 + 4 * 20 * 32].view(4, 20, 32),
+         "odd_width": t, "strided": t[:, ::2, 1:]}[view]
+    if view == "offset":
+        assert m.storage_offset() % 8 != 0 and m.is_contiguous()
+    ref = m.numpy()
+    np.testing.assert_array_equal(mask_boxes(m).numpy(), [np_box(f) for f in ref])
+    for masks in (m, m.to(torch.uint8), m.to(torch.float64)):
+        c, ok = mask_centroids(masks, torch.float64)
+        for k, f in enumerate(ref):
+            assert bool(ok[k]) == bool(f.any())
+            if f.any():
+                np.testing.assert_allclose(c[k].numpy(), np_centroid(f), rtol=0, atol=1e-12)
 
 
 def test_chamfer_matches_numpy_and_known_shift():
