@@ -181,7 +181,7 @@ def _palette(image: Tensor, mask: Tensor, k: int) -> Tensor:
     core = erode(mask)
     if int(core.sum()) < 4:
         core = mask
-    cols = image[:, core].T  # [M, 3]
+    cols = as_float(image[:, core].T)  # [M, 3] (a uint8 image is converted only here)
     if cols.shape[0] > k:
         cols = cols[torch.linspace(0, cols.shape[0] - 1, k, device=cols.device).long()]
     return cols
@@ -192,8 +192,8 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     """Object masks in `frames` ([N, 3, H, W] on the benchmark pixel grid, frame 0 = t 0: float in
     [0, 1], or uint8 as `bench_grid_frames` returns it, converted only where read).
 
-    first_mask: bool [H, W], the ground truth's first-frame object mask; first_frame: float
-    [3, H, W] the benchmark's first frame; background: float [3, H, W] the clean plate (plate mode).
+    first_mask: bool [H, W], the ground truth's first-frame object mask; first_frame: [3, H, W]
+    the benchmark's first frame (float in [0, 1], or uint8); background: float [3, H, W] the clean plate (plate mode).
     """
     n, _, h, w = frames.shape
     if config.mode == "sam2":
@@ -453,7 +453,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # The object's colours: from the benchmark's first frame (the generated first frame may show the
     # object elsewhere; small colour drift between the two is what `strong` and the gate tolerate).
     fm = first_mask.to(torch.bool).to(frames.device)
-    source = (first_frame.to(frames.device, torch.float32) if first_frame is not None
+    source = (first_frame.to(frames.device) if first_frame is not None
               else (as_float(frames[:1]) - o[:1]).div_(g[:1])[0])
     pal = _palette(source, fm, config.palette_size)
     gate = _Gate(frames, bg, g, o, thr, pal, config.strong)

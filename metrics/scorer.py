@@ -295,7 +295,8 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     times = times[:n_keep]
     frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8 when already at (h, w)
     gt_u8 = torch.as_tensor(item.gt_masks, device=device)  # uint8 {0, 1}; bool only where cropped
-    first_frame = to_float_frames(item.first_frame[None], (h, w), device)[0]
+    # uint8 at the benchmark's size: only the object's palette pixels are read (and converted)
+    first_frame = bench_grid_frames(item.first_frame[None], (h, w), device)[0]
     bg = to_float_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
     ex = extract(frames, gt_u8[0].to(torch.bool), first_frame, bg, extract_cfg)
     if not bool(ex.valid[0]):
