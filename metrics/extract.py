@@ -11,8 +11,8 @@ first-frame mask and its appearance there. Three extractors:
 - ``self``: the same, with the background built from the generated video itself (per pixel, the
   mean of a run of frames over which its colour holds still: the last inside the object's
   first-frame region, the earliest elsewhere; see `_self_background`), for models that do not keep
-  the conditioning frame's scene exactly. An object that never leaves its first-frame region is part
-  of that background and is not found: use ``plate`` for such models.
+  the conditioning frame's scene exactly. Where the object never left its first footprint (a frozen
+  object), the scene behind it is filled in from the scene around it, so it is still found.
 - ``sam2``: SAM 2's video predictor seeded with the first-frame mask (``pip install
   'newtonbench[sam2]'`` and a local checkpoint). Prefer it when generated videos repaint the scene
   (camera motion, strong texture drift) so that no plate applies.
@@ -218,7 +218,8 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     return Extraction(masks, centroids, valid, area, torch.where(boxes[:, 1:2] > 0, boxes + off, boxes))
 
 
-def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, min_run: int = 3) -> Tensor:
+def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, min_run: int = 3,
+                     hidden_share: float = 0.75) -> Tensor:
     """The scene without the object, from the generated video itself.
 
     Per pixel, the frames fall into runs over which its colour holds still (each frame within
@@ -232,9 +233,15 @@ def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, m
       scene is there before the object arrives, and an object that lands stays until the end (a
       temporal median would take it for the scene).
 
-    Pixels without such a run (local flicker) take the plain temporal median. An object that never
-    leaves its first-frame region is part of this background and is not found: score such models
-    with `plate`.
+    Pixels without such a run (local flicker) take the plain temporal median. Pixels of the object's
+    first-frame mask whose run starts at frame 0 never changed; when they are at least
+    `hidden_share` of the mask, the object never left its first footprint (an object that never
+    moves, the failure the benchmark exists to catch, or a plain one that creeps by less than a
+    quarter of its size): the video shows nothing of the scene behind them, so they are filled in from the
+    scene around them (OpenCV's Telea inpainting) instead of taking the object's own colour. With
+    fewer, the object left, and its unchanged pixels are parts coloured like the scene behind them:
+    their runs are kept. An object that moves by less than its size but more than a quarter of it
+    keeps the footprint it never leaves in the background: `plate` is exact in that case.
     """
     n, _, h, w = frames.shape
     dev = frames.device
@@ -257,12 +264,32 @@ def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, m
     order = torch.where(region, k, n - 1 - k)
     best = torch.where(counts, order, -1).amax(0)  # [H, W], -1: no counting run
     pick = torch.where(region, best, n - 1 - best).clamp_(0, n - 1).long()
-    in_run = (start == start.gather(0, pick[None])).to(frames.dtype)  # [N, H, W]: that frame's run
+    run_start = start.gather(0, pick[None])  # [1, H, W]
+    in_run = (start == run_start).to(frames.dtype)  # [N, H, W]: that frame's run
     bg = (frames * in_run[:, None]).sum(0) / in_run.sum(0).clamp_min(1)
     none = best < 0
     if bool(none.any()):
         bg[:, none] = frames[:, :, none].median(0).values
+    fm = first_mask.to(torch.bool).to(dev)
+    hidden = fm & (run_start[0] == 0) & ~none
+    # Unchanged is not always unseen: where the object's colour matches the scene behind it, a pixel
+    # stays still as the object leaves, and its run is mostly scene. An object that never left
+    # its first footprint leaves (almost) all of it unchanged: then those pixels are filled in.
+    if int(hidden.sum()) >= hidden_share * int(fm.sum()) > 0:
+        bg = _fill_in(bg, hidden)
     return bg
+
+
+def _fill_in(image: Tensor, hole: Tensor, radius: int = 3) -> Tensor:
+    """image [3, H, W] in [0, 1] with the pixels of `hole` [H, W] filled in from the pixels around
+    them by OpenCV's Telea inpainting (8-bit, as OpenCV inpaints colour images; the other pixels
+    keep their values)."""
+    import cv2
+
+    u8 = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+    filled = cv2.inpaint(u8, hole.to(torch.uint8).cpu().numpy(), radius, cv2.INPAINT_TELEA)
+    fill = torch.from_numpy(filled).to(image.device).permute(2, 0, 1).to(image.dtype).div_(255.0)
+    return torch.where(hole, fill, image)
 
 
 def bench_grid_frames(frames: np.ndarray | Tensor, size: tuple[int, int],

@@ -184,6 +184,25 @@ def test_self_background_keeps_starting_and_landed_objects_out(grey):
     torch.testing.assert_close(_self_background(frames, masks[0]), bg, atol=0.04 if grey else 1e-6, rtol=0)
 
 
+def test_self_mode_finds_an_object_that_never_moves():
+    # A frozen video (the failure the benchmark exists to catch) never shows the scene behind the
+    # object: that part of the background is filled in from the scene around it, not taken from
+    # the object, so the object is found where it sits in every frame.
+    from newtonbench.metrics.extract import _self_background
+
+    frames, masks, bg = _landing_scene()
+    frozen = frames[:1].repeat(len(frames), 1, 1, 1)
+    fill = _self_background(frozen, masks[0])
+    hole = masks[0]
+    torch.testing.assert_close(fill[:, ~hole], bg[:, ~hole], atol=1e-6, rtol=0)  # seen: exact
+    # unseen: a colour of the scene (its values lie in [0.35, 0.65]), far from the object's
+    assert fill[:, hole].min() >= 0.35 - 1 / 255 and fill[:, hole].max() <= 0.65 + 1 / 255
+    assert (fill[:, hole] - frozen[0][:, hole]).square().sum(0).sqrt().min() > 0.3
+    ex = extract(frozen, masks[0], frozen[0], None, ExtractConfig(mode="self"))
+    assert ex.valid.all()
+    assert (ex.masks == masks[0]).all()
+
+
 @pytest.mark.parametrize("flicker", [0.0, 0.08])
 def test_self_mode_finds_starting_and_landed_objects(flicker):
     # global flicker (each frame's brightness offset by up to 0.08) neither breaks the background

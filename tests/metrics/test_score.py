@@ -146,11 +146,13 @@ def test_playback_speed_s_gives_accel_ratio_s2(score_ds, s):
     assert row["accel_ratio"] == pytest.approx(s**2, rel=0.05)
 
 
-def test_frozen_video(score_ds):
+@pytest.mark.parametrize("mode", ["plate", "self"])
+def test_frozen_video(score_ds, mode):
+    # with either weight-free extractor: `self` never sees the scene behind a frozen object
     cid = _clip(score_ds, "free_fall")
     frames, fps = _gt(score_ds, cid)
     frozen = np.repeat(frames[:1], len(frames), 0)
-    row = score_arrays(score_ds, cid, frozen, fps, _cfg(score_ds))
+    row = score_arrays(score_ds, cid, frozen, fps, _cfg(score_ds, extractor=ExtractConfig(mode=mode)))
     assert row["status"] == "ok"
     assert row["accel_ratio"] < 0.02
     assert row["smoothness"] < 0.05
