@@ -59,8 +59,9 @@ print(json.dumps({"seconds": dt, "cpu_s": time.process_time() - c, "clips": int(
 _STAGES = r"""
 import collections, json, sys, time
 from pathlib import Path
-import torch
+import cv2, torch
 torch.set_num_threads(1)
+cv2.setNumThreads(1)  # one thread in all: OpenCV's morphology would otherwise split across cores
 from newtonbench.dataset import open_dataset
 from newtonbench.metrics import scorer
 from newtonbench.video import read_video

@@ -577,15 +577,21 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
     clips = [ds.clip(c) for c in wanted] if len(wanted) <= 50_000 else None
     workers = cfg.workers or default_workers()
     window = max(2 * workers, 2 * cfg.batch_size)
-    # On a CPU the clips run in parallel, one per worker thread: torch's own intra-op threads would
-    # only fight them for the cores (measured: 1.6x faster on 2 cores). Restored afterwards.
-    threads = torch.get_num_threads()
+    # The clips run in parallel, one per worker thread: the libraries' own thread pools would only
+    # fight them for the cores. Measured on 2 cores: torch's intra-op threads, on a CPU, made the
+    # run 1.6x slower; OpenCV's (its morphology and components split each clip's stacked frames
+    # across threads) cost 3-5% in wall time and 5-8% in CPU time. Both restored afterwards.
+    import cv2
+
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    cv2.setNumThreads(1)
     if device.type == "cpu":
         torch.set_num_threads(1)
     try:
         _run_clips(ds, cfg, device, wanted, clips, videos, need_plate, workers, window, rows, batch, flush, progress)
     finally:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
 
     results = pd.DataFrame(rows).sort_values("clip_id", kind="stable").reset_index(drop=True)
     summary = summarize(results, cfg, ds, device)

@@ -88,6 +88,24 @@ def test_own_videos_l2_below_1px_and_accel_within_2pct(own):
     np.testing.assert_allclose(df["l2_norm"], df["l2"] / math.hypot(256, 256), rtol=1e-9)
 
 
+def test_score_restores_the_thread_pools(score_bench, tmp_path):
+    # the run sets torch's and OpenCV's pools to one thread (the clips are the parallelism) and
+    # gives the caller's settings back
+    import cv2
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(2)
+    cv2.setNumThreads(3)
+    try:
+        r = score(ScoreConfig(videos=str(score_bench / "videos"), bench=str(score_bench), out=str(tmp_path),
+                              model="m", primitives=("free_fall",), **NO_FLOW), progress=False)
+        assert list(r.results["status"]) == ["ok"]
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 3)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+
+
 def test_results_and_summary_contract(own):
     table = pq.read_table(own.out / "results.parquet")
     cols = table.column_names
