@@ -579,8 +579,8 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
     window = max(2 * workers, 2 * cfg.batch_size)
     # The clips run in parallel, one per worker thread: the libraries' own thread pools would only
     # fight them for the cores. Measured on 2 cores: torch's intra-op threads, on a CPU, made the
-    # run 1.6x slower; OpenCV's (its morphology and components split each clip's stacked frames
-    # across threads) cost 3-5% in wall time and 5-8% in CPU time. Both restored afterwards.
+    # run 1.6x slower; OpenCV's (its morphology splits each clip's stacked frames across threads)
+    # cost ~3% more CPU time (7 of 8 paired runs), the same wall time. Both restored afterwards.
     import cv2
 
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
