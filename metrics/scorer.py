@@ -580,7 +580,8 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
     # The clips run in parallel, one per worker thread: the libraries' own thread pools would only
     # fight them for the cores. Measured on 2 cores: torch's intra-op threads, on a CPU, made the
     # run 1.6x slower; OpenCV's (its morphology splits each clip's stacked frames across threads)
-    # cost ~3% more CPU time (7 of 8 paired runs), the same wall time. Both restored afterwards.
+    # cost ~3% more CPU time (median of 8 paired runs; 6 of 8 pairs), the same wall time. Both
+    # restored afterwards.
     import cv2
 
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
