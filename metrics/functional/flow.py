@@ -307,10 +307,8 @@ class _Maps(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         # Not under an ambient autocast (a backward called inside one): the products stay float32.
-        if torch.is_autocast_enabled(grad.device.type):
-            with torch.autocast(grad.device.type, enabled=False):
-                return _Maps._backward(ctx, grad)
-        return _Maps._backward(ctx, grad)
+        with torch.autocast(grad.device.type, enabled=False):
+            return _Maps._backward(ctx, grad)
 
     @staticmethod
     def _backward(ctx, grad: Tensor):
@@ -415,10 +413,8 @@ class _Iteration(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         # Not under an ambient autocast (a backward called inside one): the products stay float32.
-        if torch.is_autocast_enabled(grad.device.type):
-            with torch.autocast(grad.device.type, enabled=False):
-                return _Iteration._backward(ctx, grad)
-        return _Iteration._backward(ctx, grad)
+        with torch.autocast(grad.device.type, enabled=False):
+            return _Iteration._backward(ctx, grad)
 
     @staticmethod
     def _backward(ctx, grad: Tensor):
@@ -571,33 +567,21 @@ def lucas_kanade_flow(
                 [(w - 1) / (ws - 1), (h - 1) / (hs - 1)], dtype=flow.dtype, device=flow.device
             )
             return (flow * scale.view(1, 2, 1, 1)).reshape(b, t - 1, 2, h, w)
-    if torch.is_autocast_enabled(frames.device.type):
-        # A float32 kernel by design (2x2 solves; on small images its windows and differences are matrix
-        # products, which autocast would run in bf16): bf16 training calls it inside autocast.
-        with torch.autocast(frames.device.type, enabled=False):
-            return lucas_kanade_flow(
-                frames,
-                levels=levels,
-                iterations=iterations,
-                window=window,
-                eps=eps,
-                min_size=min_size,
-                max_side=max_side,
-                final_iterations=final_iterations,
-            )
     n_levels = _pyramid_levels(h, w, levels, min_size)
     check_range("levels", n_levels, 1, 10)
     final_iterations = iterations if n_levels == 1 else min(iterations, final_iterations)
     # Long clips of large frames run in chunks of consecutive pairs (each chunk with its own pyramid; the
     # shared frame at a chunk boundary is downsampled twice, which costs little).
     per_chunk = max(1, _CHUNK_VALUES // (b * c * h * w))
-    starts = range(0, t - 1, per_chunk)
-    flows = [
-        _lk_pyramid(
-            frames[:, s : s + per_chunk + 1], n_levels, iterations, window, eps, final_iterations
-        ).reshape(b, -1, 2, h, w)
-        for s in starts
-    ]
+    # A float32 kernel by design (2x2 solves; on small images its windows and differences are matrix
+    # products, which autocast would run in bf16): bf16 training calls it inside autocast.
+    with torch.autocast(frames.device.type, enabled=False):
+        flows = [
+            _lk_pyramid(
+                frames[:, s : s + per_chunk + 1], n_levels, iterations, window, eps, final_iterations
+            ).reshape(b, -1, 2, h, w)
+            for s in range(0, t - 1, per_chunk)
+        ]
     return flows[0] if len(flows) == 1 else torch.cat(flows, dim=1)
 
 
