@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics.functional._util import as_float, crop_windows, dilate, erode, mask_boxes
+from newtonbench.metrics.functional._util import any_set, as_float, crop_windows, dilate, erode, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 
 log = logging.getLogger(__name__)
@@ -384,12 +384,6 @@ class _Gate:
         return cand
 
 
-def _any_per_row(x: Tensor) -> Tensor:
-    """bool [N]: any element of x[k] set, for a bool [N, ...] x. A max over a uint8 view: torch's
-    bool any() over long rows is ~30x slower on a CPU."""
-    return x.reshape(x.shape[0], -1).view(torch.uint8).amax(1).to(torch.bool)
-
-
 # Below this first-frame object area the whole frame is searched at full resolution: a coarse
 # lattice could step over a tiny object.
 _ROI_MIN_AREA = 64
@@ -433,7 +427,7 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     inner = hits & pad[:, :-2, 1:-1] & pad[:, 2:, 1:-1] & pad[:, 1:-1, :-2] & pad[:, 1:-1, 2:]
     k, i, j = (hits & ~dilate(inner)).nonzero(as_tuple=True)
     if len(k):
-        core = _any_per_row(erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4])
+        core = any_set(erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4])
         hits[k[~core], i[~core], j[~core]] = False
     box = mask_boxes(hits).numpy(force=True)  # [N, 4] in lattice rows and columns
     found = box[:, 1] > 0
@@ -451,8 +445,8 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
         cand = gate.windows(y0.tolist(), x0.tolist(), side_y, side_x)
         cand[torch.as_tensor(~found, device=dev)] = False
         core = erode(cand)
-        top, bottom = _any_per_row(core[:, :r]).numpy(force=True), _any_per_row(core[:, -r:]).numpy(force=True)
-        left, right = _any_per_row(core[:, :, :r]).numpy(force=True), _any_per_row(core[:, :, -r:]).numpy(force=True)
+        top, bottom = any_set(core[:, :r]).numpy(force=True), any_set(core[:, -r:]).numpy(force=True)
+        left, right = any_set(core[:, :, :r]).numpy(force=True), any_set(core[:, :, -r:]).numpy(force=True)
         grow_y = bool(((y0 > 0) & top).any() or ((y0 + side_y < h) & bottom).any())
         grow_x = bool(((x0 > 0) & left).any() or ((x0 + side_x < w) & right).any())
         if not (grow_y or grow_x):
