@@ -193,7 +193,8 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     [0, 1], or uint8 as `bench_grid_frames` returns it, converted only where read).
 
     first_mask: bool [H, W], the ground truth's first-frame object mask; first_frame: [3, H, W]
-    the benchmark's first frame (float in [0, 1], or uint8); background: float [3, H, W] the clean plate (plate mode).
+    the benchmark's first frame; background: [3, H, W] the clean plate (plate mode). Images are
+    float in [0, 1], or uint8.
     """
     n, _, h, w = frames.shape
     if config.mode == "sam2":
@@ -463,7 +464,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     if config.mode == "plate":
         if background is None:
             raise InvalidValueError("extractor 'plate' needs the clip's background plate; allowed: --extractor self")
-        bg = background.to(frames.device, torch.float32)
+        bg = as_float(background.to(frames.device), torch.float32)
     else:
         frames = as_float(frames)
         bg = _self_background(frames, first_mask)

@@ -28,7 +28,7 @@ from newtonbench import schema
 from newtonbench.atomic import atomic_path, write_json
 from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError, check_range
 from newtonbench.metrics import info
-from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract, to_float_frames
+from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract
 from newtonbench.metrics.functional._util import count_set, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance
@@ -199,7 +199,6 @@ class _Prepared:
     pred_ok: torch.Tensor  # bool [T]
     pred_masks: torch.Tensor  # bool [T, h, w] nearest generated frame, cropped to the objects' region
     mask_ok: torch.Tensor  # bool [T]
-    frames: torch.Tensor | None  # [T, 3, h, w] nearest generated frame (uint8 or float), same crop (freed once used)
     gt_c: torch.Tensor
     gt_ok: torch.Tensor
     gt_masks: torch.Tensor  # bool [T, h, w], same crop
@@ -213,7 +212,7 @@ class _Prepared:
     flow_frames: torch.Tensor | None = None  # [T', 3, h', w'] covered frames, cropped for the flow
     flow_masks: torch.Tensor | None = None
     kinematic: float | None = None  # the residual, once computed (in the worker thread)
-    mask_metrics: dict | None = None  # chamfer, iou, consistency ([1] tensors), once computed
+    mask_metrics: dict | None = None  # chamfer, iou, consistency ([1] tensors), computed in the worker
 
 
 def _segments_and_window(traj: dict, clip: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -295,9 +294,9 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     times = times[:n_keep]
     frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8 when already at (h, w)
     gt_u8 = torch.as_tensor(item.gt_masks, device=device)  # uint8 {0, 1}; bool only where cropped
-    # uint8 at the benchmark's size: only the object's palette pixels are read (and converted)
+    # uint8 at the benchmark's size, as the frames: the extractor converts what it reads
     first_frame = bench_grid_frames(item.first_frame[None], (h, w), device)[0]
-    bg = to_float_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
+    bg = bench_grid_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
     ex = extract(frames, gt_u8[0].to(torch.bool), first_frame, bg, extract_cfg)
     if not bool(ex.valid[0]):
         return "object_not_found", f"object area {int(ex.area[0])} px in the first frame, ground truth {int((gt_u8[0] != 0).sum())} px"
@@ -337,10 +336,9 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     # so the per-pixel work scales with the object, not with the frame.
     # The union of both objects' boxes: the generated masks' per-frame boxes (of the frames the
     # benchmark times pick) and the ground truth's box.
-    boxes = ex.boxes[near[present]]
-    boxes = boxes[boxes[:, 1] > boxes[:, 0]]
-    if gt_seen:
-        boxes = torch.cat([boxes, boxes.new_tensor([[gy0, gy1, gx0, gx1]])])
+    pred_boxes = ex.boxes[near[present]]
+    pred_boxes = pred_boxes[pred_boxes[:, 1] > pred_boxes[:, 0]]
+    boxes = torch.cat([pred_boxes, pred_boxes.new_tensor([[gy0, gy1, gx0, gx1]])]) if gt_seen else pred_boxes
     y0, y1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=8, min_side=32)
     x0, x1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=8, min_side=32)
     # crop first, then pick frames: never a full-size copy of the clip
@@ -348,27 +346,18 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     pred_masks = ex.masks[:, y0:y1, x0:x1].index_select(0, near) & present[:, None, None]
     prepared = _Prepared(
         clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
-        pred_masks=pred_masks, mask_ok=mask_ok,
-        # crop first, then pick frames: never a full-size copy of the clip. Kept as the extractor
-        # got them (uint8 for a video at the benchmark's size): the consistency kernel converts only
-        # the pixels it reads. Frames the video does not cover are masked by `present` there.
-        # (gathered as [T, h, w, 3] rows of the decoder's layout: 15x faster than indexing the
-        # channels-first view)
-        frames=frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, near).permute(0, 3, 1, 2),
-        gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_u8[:, y0:y1, x0:x1].to(torch.bool), size=(h, w),
+        pred_masks=pred_masks, mask_ok=mask_ok, gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_u8[:, y0:y1, x0:x1].to(torch.bool), size=(h, w),
         segments=torch.as_tensor(segments, device=device),
         fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,
     )
-    if flow and int(present.sum()) >= 4 and bool(pred_masks.any()):
+    if flow and int(present.sum()) >= 4 and len(pred_boxes):
         # The residual is weighted by the object mask: only flow on the object counts. A crop around
         # the object's whole track (16 px margin, >= 128 px a side so the pyramid still follows fast
         # motion) gave the same residual to 0.1% as the full frame, in half the time.
-        fm = ex.masks[near[present]]
-        rows, cols = fm.any(0).any(1).nonzero().flatten(), fm.any(0).any(0).nonzero().flatten()
-        fy0, fy1 = _crop_range(int(rows[0]), int(rows[-1]) + 1, h)
-        fx0, fx1 = _crop_range(int(cols[0]), int(cols[-1]) + 1, w)
+        fy0, fy1 = _crop_range(int(pred_boxes[:, 0].min()), int(pred_boxes[:, 1].max()), h)
+        fx0, fx1 = _crop_range(int(pred_boxes[:, 2].min()), int(pred_boxes[:, 3].max()), w)
         prepared.flow_frames = as_float(frames[..., fy0:fy1, fx0:fx1][near[present]])
-        prepared.flow_masks = fm[:, fy0:fy1, fx0:fx1].contiguous()
+        prepared.flow_masks = ex.masks[near[present], fy0:fy1, fx0:fx1].contiguous()
     if pisa:
         pred_idx, gt_idx = pisa_frame_indices(len(item.times), n_bench, item.fps, fps)
         pred_idx = pred_idx[pred_idx < n_keep].to(device)
@@ -381,16 +370,20 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         }
     # The mask metrics read only this clip's crop: computed here, in the worker thread, so that the
     # clips' kernels run in parallel (in the main thread they were most of its time and the run
-    # waited on them); the float crop is then freed.
-    prepared.mask_metrics = _mask_metrics(prepared)
-    prepared.frames = None
+    # waited on them). The frames' crop is not kept. It stays as the extractor got the frames (uint8
+    # for a video at the benchmark's size: the consistency kernel converts only the pixels it reads),
+    # and is gathered as [T, h, w, 3] rows of the decoder's layout (15x faster than indexing the
+    # channels-first view); crop first, then pick frames: never a full-size copy of the clip.
+    crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, near).permute(0, 3, 1, 2)
+    prepared.mask_metrics = _mask_metrics(prepared, crop)
     return prepared
 
 
-def _mask_metrics(p: _Prepared) -> dict:
+def _mask_metrics(p: _Prepared, frames: torch.Tensor) -> dict:
+    """chamfer, iou and consistency of one prepared clip, given its frames cropped as its masks."""
     pm, gm, pr = p.pred_masks[None], p.gt_masks[None], p.present[None]
     return {"chamfer": chamfer_distance(pm, gm, pr), "iou": mask_iou(pm, gm, pr),
-            "consistency": consistency(p.frames[None], pm, p.mask_ok[None], count_set(gm), pr)}
+            "consistency": consistency(frames[None], pm, p.mask_ok[None], count_set(gm), pr)}
 
 
 # --- batched metrics ----------------------------------------------------------------------------
@@ -452,7 +445,7 @@ def _compute(batch: list[_Prepared], cfg: ScoreConfig) -> list[dict]:
     # Mask metrics clip by clip: each clip has its own crop (the kernels take B = 1 happily).
     per_clip = collections.defaultdict(list)
     for p in batch:
-        for k, v in (p.mask_metrics or _mask_metrics(p)).items():
+        for k, v in p.mask_metrics.items():
             per_clip[k].append(v)
     for k, v in per_clip.items():
         m[k] = torch.cat([x.to(dev, torch.float64) for x in v])
