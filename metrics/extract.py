@@ -238,11 +238,12 @@ def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, m
     first-frame mask whose run starts at frame 0 never changed; when they are at least
     `hidden_share` of the mask, the object never left its first footprint (an object that never
     moves, the failure the benchmark exists to catch, or a plain one that creeps by less than a
-    quarter of its size): the video shows nothing of the scene behind them, so they are filled in from the
-    scene around them (OpenCV's Telea inpainting) instead of taking the object's own colour. With
-    fewer, the object left, and its unchanged pixels are parts coloured like the scene behind them:
-    their runs are kept. An object that moves by less than its size but more than a quarter of it
-    keeps the footprint it never leaves in the background: `plate` is exact in that case.
+    quarter of its size): the video shows nothing of the scene behind them, so they are filled in
+    from the scene around them (OpenCV's Telea inpainting) instead of taking the object's own
+    colour. With fewer, the object left, and its unchanged pixels are parts coloured like the scene
+    behind them: their runs are kept. An object that moves by less than its size but more than a
+    quarter of it keeps the footprint it never leaves in the background: `plate` is exact in that
+    case.
     """
     n, _, h, w = frames.shape
     dev = frames.device
@@ -257,7 +258,8 @@ def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, m
     for i in range(1, n):
         start[i] = torch.where(moved[i - 1], i, start[i - 1])
         end[n - 1 - i] = torch.where(moved[n - 1 - i], n - 1 - i, end[n - i])
-    region = dilate(first_mask.to(torch.bool).to(dev), 5)
+    fm = first_mask.to(torch.bool).to(dev)
+    region = dilate(fm, 5)
     counts = (end - start + 1 >= min_run) | ((start == 0) & ~region)
     # the earliest counting frame, or the latest inside the object's first-frame region: the
     # largest of `order` (one-to-one with the frame index) over the counting frames
@@ -271,7 +273,6 @@ def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, m
     none = best < 0
     if bool(none.any()):
         bg[:, none] = frames[:, :, none].median(0).values
-    fm = first_mask.to(torch.bool).to(dev)
     hidden = fm & (run_start[0] == 0) & ~none
     # Unchanged is not always unseen: where the object's colour matches the scene behind it, a pixel
     # stays still as the object leaves, and its run is mostly scene. An object that never left

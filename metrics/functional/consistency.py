@@ -124,5 +124,5 @@ def consistency(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Tensor |
     d_shape = torch.nan_to_num(d_shape, nan=0.0)
     d_bg = torch.nan_to_num(d_bg, nan=0.0)
     out = torch.exp(-(d_col / COLOUR_SCALE + d_shape / SHAPE_SCALE + d_bg / BACKGROUND_SCALE))
-    first = valid[:, 0].to(torch.bool) & (masks[:, 0].to(torch.bool).sum((-2, -1)) > 0)
+    first = valid[:, 0].to(torch.bool) & (count_set(masks[:, 0]) > 0)
     return torch.where(first, out, torch.full_like(out, float("nan")))

@@ -140,13 +140,10 @@ def kinematic_residual_from_flow(
         raise InvalidValueError(f"mask must be [B, T, H, W] = {(b, n + 1, h, w)}; got {tuple(mask.shape)}")
     # Point by point costs ~15x more per pixel than the dense path: worth it only for sparse masks (the
     # scorer's object covers a few percent of its crop). Measured crossover on one thread: ~8% of pixels.
-    sparse = follow and mask is not None
-    if sparse and not (torch.is_grad_enabled() and (flow.requires_grad or mask.requires_grad)):
-        anchored = mask[:, : n - 2]
-        sparse = int(torch.count_nonzero(anchored)) <= _SPARSE_FRACTION * anchored.numel()
-    else:
-        sparse = False
-    if sparse:
+    anchored = mask[:, : n - 2] if follow and mask is not None else None
+    needs_grad = anchored is not None and torch.is_grad_enabled() and (flow.requires_grad or mask.requires_grad)
+    if (anchored is not None and not needs_grad
+            and int(torch.count_nonzero(anchored)) <= _SPARSE_FRACTION * anchored.numel()):
         num, total = _masked_residual_along_flow(flow, anchored.to(flow.dtype), pixel_scale)
         value = num / total.clamp_min(torch.finfo(flow.dtype).tiny)
         return torch.where(total > 0, value, torch.full_like(value, float("nan")))

@@ -67,11 +67,18 @@ class Conditioning:
             torch.cat([self.negative_prompt_embeds, self.prompt_embeds]) if self.cfg else self.prompt_embeds
         )
 
+    def doubled(self, x):
+        """x twice along the batch for one batched [uncond; text] pass under CFG, else x."""
+        import torch
+
+        return torch.cat([x, x]) if self.cfg else x
+
     def guide(self, pred):
         """Classifier-free guidance on a batched [uncond; text] prediction (unchanged without CFG)."""
-        if not self.cfg:
-            return pred
-        uncond, text = pred.chunk(2)
+        return self.mix(*pred.chunk(2)) if self.cfg else pred
+
+    def mix(self, uncond, text):
+        """The guided prediction from the unconditional and the text-conditioned ones."""
         return uncond + self.guidance_scale * (text - uncond)
 
 
@@ -436,7 +443,7 @@ class WanFamily(VideoFamily):
         pred = self._predict(net, x, timestep, cond.prompt_embeds, cond, pipe)
         if cond.cfg:  # two passes, as the pipeline does
             uncond = self._predict(net, x, timestep, cond.negative_prompt_embeds, cond, pipe)
-            pred = uncond + cond.guidance_scale * (pred - uncond)
+            pred = cond.mix(uncond, pred)
         return pipe.scheduler.step(pred.float(), t, latents, return_dict=False)[0].float()
 
     def decode(self, pipe, latents):
@@ -597,9 +604,9 @@ class CogVideoXFamily(VideoFamily):
         from diffusers import CogVideoXDPMScheduler
 
         sch = pipe.scheduler
-        x = torch.cat([latents] * 2) if cond.cfg else latents
+        x = cond.doubled(latents)
         x = sch.scale_model_input(x, t)
-        img = torch.cat([cond.image_latents] * 2) if cond.cfg else cond.image_latents
+        img = cond.doubled(cond.image_latents)
         x = torch.cat([x, img.to(x.dtype)], dim=2)
         embeds = cond.batched_prompt_embeds()
         pred = cond.guide(self._predict(nets[0], x, t.expand(x.shape[0]), embeds, cond, pipe))
@@ -778,8 +785,8 @@ class LTXFamily(VideoFamily):
     def step(self, pipe, nets, latents, t, i, timesteps, cond, state):
         import torch
 
-        x = torch.cat([latents] * 2) if cond.cfg else latents
-        mask = torch.cat([cond.first_frame_mask] * 2) if cond.cfg else cond.first_frame_mask
+        x = cond.doubled(latents)
+        mask = cond.doubled(cond.first_frame_mask)
         timestep = t.expand(x.shape[0]).unsqueeze(-1) * (1 - mask)
         embeds = cond.batched_prompt_embeds()
         pred = cond.guide(self._predict(nets[0], x, timestep, embeds, cond.prompt_attention_mask, cond, pipe))
