@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics.functional._util import any_set, as_float, crop_windows, dilate, erode, mask_boxes
+from newtonbench.metrics import extract_kernels
+from newtonbench.metrics.functional._util import any_set, as_float, dilate, erode, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 
 log = logging.getLogger(__name__)
@@ -103,46 +104,25 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     the frames' robust noise level after the correction (1.4826 x the median corrected colour
     distance to the background over the same pixels).
 
-    Returns g, o ([N, C, 1, 1]) and sigma ([N]). The fit reads every k-th row and column, k the
-    largest stride that keeps at least `samples` pixels (2,704 at 256x256; every pixel of a small
-    image): a thousand pixels fix two numbers per channel, and a median, to well under the
-    threshold's resolution.
+    Returns g, o ([N, C, 1, 1]) and sigma ([N]), float32 on the CPU. The fit reads every k-th row
+    and column, k the largest stride that keeps at least `samples` pixels (2,704 at 256x256; every
+    pixel of a small image): a thousand pixels fix two numbers per channel, and a median, to well
+    under the threshold's resolution. Iteratively reweighted: the object (and anything else that
+    moved) drops out of the next pass (see `extract_kernels.drift_fit`).
     """
     n, c, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
-    # dense and planar (a channels-last uint8 view is copied out before the conversion)
-    f = as_float(frames[..., ::stride, ::stride].contiguous()).reshape(n, c, -1)
-    b = bg[..., ::stride, ::stride].reshape(c, -1).to(f.dtype)
-    fb = f * b
-    wt = torch.ones(n, f.shape[-1], dtype=f.dtype, device=f.device)
-    for _ in range(iters):
-        # Weighted moments: the means of frame and plate, the plate's variance and its covariance
-        # with the frame, per frame and channel (a multiply-sum each: torch's batched matrix-vector
-        # products are ~5x slower at these shapes on a CPU).
-        sw = wt.sum(-1, keepdim=True).clamp_min(1)  # [N, 1]
-        w3 = wt[:, None]
-        mf = (f * w3).sum(-1) / sw
-        mb = (wt @ b.T) / sw
-        var = (wt @ b.square().T) / sw - mb * mb
-        cov = (fb * w3).sum(-1) / sw - mb * mf
-        # A flat background cannot separate gain from offset: fit the offset alone there.
-        g = torch.where(var > 1e-4, cov / var.clamp_min(1e-4), torch.ones_like(var)).clamp(0.5, 2.0)
-        o = mf - g * mb
-        # squared corrected colour distance (f - o) / g - b; its median is the square of theirs
-        d2 = (f - o[..., None]).div_(g[..., None]).sub_(b).square_().sum(1)  # [N, P]
-        sigma = 1.4826 * _lower_median(d2).sqrt_()
-        # The object (and anything else that moved) drops out of the next fit.
-        wt = (d2 <= (3 * sigma).clamp_min(0.03).square()).to(f.dtype)
-    return g[..., None, None], o[..., None, None], sigma.flatten()
+    unit = 255.0 if frames.dtype == torch.uint8 else 1.0
+    g, o, sigma = extract_kernels.drift_fit(_nhwc(frames), _nhwc(bg[None])[0].astype(np.float32, copy=False),
+                                            unit, stride, iters, 0.03)
+    g, o = (torch.from_numpy(v).to(torch.float32).reshape(n, c, 1, 1) for v in (g, o))
+    return g, o, torch.from_numpy(sigma).to(torch.float32)
 
 
-def _lower_median(x: Tensor) -> Tensor:
-    """torch.median over the last dim (the lower middle for even counts), keepdim. On a CPU via
-    NumPy's introselect: the same value, ~10x faster than torch's median there."""
-    if x.device.type != "cpu" or x.requires_grad:
-        return x.median(-1, keepdim=True).values
-    k = (x.shape[-1] - 1) // 2
-    return torch.from_numpy(np.partition(x.numpy(), k, axis=-1)[..., k:k + 1])
+def _nhwc(frames: Tensor) -> np.ndarray:
+    """[N, 3, H, W] frames as a C-contiguous [N, H, W, 3] NumPy array on the CPU: the decoder's
+    layout, which `bench_grid_frames` and `to_float_frames` keep, so usually a view (no copy)."""
+    return frames.detach().permute(0, 2, 3, 1).cpu().contiguous().numpy()
 
 
 def _object_components(cand: np.ndarray) -> np.ndarray:
@@ -201,8 +181,11 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
         win, y0, x0 = _sam2_masks(as_float(frames), first_mask, config), [0] * n, [0] * n
     else:
         # The object's pixels in one window per frame (top-left corners y0, x0): areas and
-        # centroids are read there, not over the whole frame.
-        win, y0, x0 = _plate_masks(frames, first_mask, first_frame, background, config)
+        # centroids are read there, not over the whole frame. On the CPU, whatever the frames'
+        # device: the work is compiled per-pixel loops, beside the decoder that made the frames.
+        cpu = [None if x is None else x.cpu() for x in (frames, first_mask, first_frame, background)]
+        win, y0, x0 = _plate_masks(*cpu, config)
+        win = win.to(frames.device)
     area = win.sum((-2, -1))
     ref = float(first_mask.sum())
     valid = area >= max(config.min_area_px, config.min_area_ratio * ref)
@@ -306,84 +289,51 @@ def bench_grid_frames(frames: np.ndarray | Tensor, size: tuple[int, int],
     return to_float_frames(frames, size, device)
 
 
-def _as_slice(idx: Tensor) -> slice | None:
-    """The slice that selects the same indices as `idx` (an arithmetic progression), else None."""
-    if idx.numel() < 2:
-        return None
-    start, step = int(idx[0]), int(idx[1] - idx[0])
-    if step <= 0 or not torch.equal(idx, torch.arange(start, start + step * idx.numel(), step, device=idx.device)):
-        return None
-    return slice(start, start + step * (idx.numel() - 1) + 1, step)
-
-
 class _Gate:
     """The foreground test of the plate extractor, evaluated on any per-frame sub-grid of the
     frames: drift-corrected colour distance to the background above the frame's threshold, and
-    (with an object palette) closer to the object's colours than to the background, unless far
-    from it.
-
-    Every sub-grid is copied out planar ([N, 3, a, b]) before the arithmetic: on the decoder's
-    interleaved layout each elementwise op runs an inner loop of 3 channels, ~5x slower on a CPU.
-    The drift correction (f - o) / g is one multiply-add with per-frame, per-channel constants."""
+    (with an object palette) closer to one of the object's colours than to the background, unless
+    far from it. The drift correction (f - o) / g is one multiply-add with per-frame, per-channel
+    constants; the test is one compiled loop over the pixels read (`extract_kernels.foreground`),
+    in the decoder's layout."""
 
     def __init__(self, frames: Tensor, bg: Tensor, g: Tensor, o: Tensor, thr: Tensor, pal: Tensor, strong: float):
         n = frames.shape[0]
-        self.frames = frames  # [N, 3, H, W], any strides (uint8 from bench_grid_frames, or float)
-        self.bg = bg  # [3, H, W]
+        self.n, self.size = n, tuple(frames.shape[-2:])
+        self.frames = _nhwc(frames)  # [N, H, W, 3], uint8 (from bench_grid_frames) or float32
+        self.bg = _nhwc(bg[None])[0].astype(np.float32, copy=False)  # [H, W, 3]
         unit = 255.0 if frames.dtype == torch.uint8 else 1.0
-        self.scale = (1.0 / (g * unit)).reshape(n, -1, 1, 1)
-        self.shift = (-o / g).reshape(n, -1, 1, 1)
-        self.thr2 = thr.square().reshape(n, 1, 1)
-        self.pal, self.strong2 = pal, strong * strong
-        self.pal_t, self.pal2 = -2.0 * pal.T, pal.square().sum(-1)[None]  # for palette_distance2
+        g, o = g.reshape(n, -1).cpu(), o.reshape(n, -1).cpu()
+        self.scale = (1.0 / (g * unit)).to(torch.float32).numpy()
+        self.shift = (-o / g).to(torch.float32).numpy()
+        self.thr2 = thr.square().reshape(n).cpu().to(torch.float32).numpy()
+        self.pal = pal.cpu().to(torch.float32).contiguous().numpy()
+        self.strong2 = np.float32(strong * strong)
 
-    def palette_distance2(self, pix: Tensor) -> Tensor:
-        """[M] squared distance of each colour [M, 3] to its nearest palette colour:
-        |p|^2 + min_q (|q|^2 - 2 p.q), one matrix product (no square roots, unlike cdist)."""
-        return torch.addmm(self.pal2, pix, self.pal_t).amin(-1).add_(pix.square().sum(-1)).clamp_min_(0)
+    def _tiles(self, frame_of: np.ndarray, rows: np.ndarray, cols: np.ndarray, palette: bool = True) -> Tensor:
+        out = extract_kernels.foreground(self.frames, self.bg, self.scale, self.shift, self.thr2, self.pal,
+                                         self.strong2, np.ascontiguousarray(frame_of, np.int64),
+                                         np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64),
+                                         palette)
+        return torch.from_numpy(out)
 
-    def lattice(self, ys: Tensor, xs: Tensor) -> Tensor:
+    def lattice(self, ys: np.ndarray, xs: np.ndarray) -> Tensor:
         """bool [N, a, b]: foreground at rows ys [a] and columns xs [b] of every frame."""
-        sy, sx = _as_slice(ys), _as_slice(xs)
-        if sy is not None and sx is not None:
-            # a regular lattice is a strided view: one dense planar copy
-            return self._test(self.frames[..., sy, sx].contiguous(), self.bg[:, sy, sx])
-        return self._test(self.frames.index_select(2, ys).index_select(3, xs), self.bg[:, ys][..., xs])
+        n = self.n
+        return self._tiles(np.arange(n), np.broadcast_to(ys, (n, len(ys))), np.broadcast_to(xs, (n, len(xs))))
 
-    def windows(self, y0: list[int], x0: list[int], side_y: int, side_x: int) -> Tensor:
+    def windows(self, y0, x0, side_y: int, side_x: int) -> Tensor:
         """bool [N, side_y, side_x]: foreground in a window per frame starting at (y0[k], x0[k])."""
-        f = crop_windows(self.frames, y0, x0, side_y, side_x)
-        bg = crop_windows(self.bg.expand(len(y0), *self.bg.shape), y0, x0, side_y, side_x)
-        return self._test(f, bg)
+        rows = np.asarray(y0)[:, None] + np.arange(side_y)
+        cols = np.asarray(x0)[:, None] + np.arange(side_x)
+        return self._tiles(np.arange(self.n), rows, cols)
 
-    def patches(self, k: Tensor, y: Tensor, x: Tensor, r: int = 2) -> Tensor:
-        """bool [M, 2r+1, 2r+1]: foreground around pixel (y[m], x[m]) of frame k[m] (edge-replicated)."""
-        h, w = self.bg.shape[-2:]
-        off = torch.arange(-r, r + 1, device=y.device)
-        ys, xs = (y[:, None] + off).clamp_(0, h - 1), (x[:, None] + off).clamp_(0, w - 1)
-        # advanced indices around a slice: the result is [M, 2r+1, 2r+1, 3]
-        f = self.frames[k[:, None, None], :, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
-        bg = self.bg[:, ys[:, :, None], xs[:, None, :]].permute(1, 0, 2, 3)
-        return self._test(f, bg, k, palette=False)
-
-    def _test(self, f: Tensor, bg: Tensor, k: Tensor | None = None, palette: bool = True) -> Tensor:
-        """f: [N, 3, a, b] (planar, any dtype); bg: [3, a, b] or [N, 3, a, b]."""
-        scale, shift, thr2 = (self.scale, self.shift, self.thr2) if k is None else (
-            self.scale[k], self.shift[k], self.thr2[k])
-        diff = f.to(torch.float32, copy=True).mul_(scale).add_(shift).sub_(bg)  # (frame - o) / g - bg
-        sq = diff.square()
-        d2 = sq[:, 0].add_(sq[:, 1]).add_(sq[:, 2])  # [N, a, b] squared colour distance
-        cand = d2 > thr2
-        if palette and self.pal.shape[0]:
-            # Candidates within `strong` of the background must look more like the object than
-            # like the background behind them (the farther ones are kept whatever their colour).
-            k, y, x = (cand & (d2 <= self.strong2)).nonzero(as_tuple=True)
-            if len(k):
-                b = bg.expand_as(diff)
-                pix = diff[k, :, y, x] + b[k, :, y, x]  # [M, 3] corrected colours of those
-                drop = self.palette_distance2(pix) >= d2[k, y, x]
-                cand[k[drop], y[drop], x[drop]] = False
-        return cand
+    def patches(self, k: np.ndarray, y: np.ndarray, x: np.ndarray, r: int = 2) -> Tensor:
+        """bool [M, 2r+1, 2r+1]: foreground (without the palette) around pixel (y[m], x[m]) of frame
+        k[m], edge-replicated."""
+        h, w = self.size
+        off = np.arange(-r, r + 1)
+        return self._tiles(k, (y[:, None] + off).clip(0, h - 1), (x[:, None] + off).clip(0, w - 1), palette=False)
 
 
 # Below this first-frame object area the whole frame is searched at full resolution: a coarse
@@ -412,12 +362,10 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     it has one, can be missed.
     """
     h, w = shape
-    dev = gate.frames.device
     if small:
         return gate.windows([0] * n, [0] * n, h, w), [0] * n, [0] * n
-    ly, lx = torch.arange(0, h, 3, device=dev), torch.arange(0, w, 3, device=dev)
-    ly = ly if int(ly[-1]) == h - 1 else torch.cat([ly, ly.new_tensor([h - 1])])
-    lx = lx if int(lx[-1]) == w - 1 else torch.cat([lx, lx.new_tensor([w - 1])])
+    # every 3rd row and column, and the last ones
+    ly, lx = np.unique(np.r_[np.arange(0, h, 3), h - 1]), np.unique(np.r_[np.arange(0, w, 3), w - 1])
     hits = gate.lattice(ly, lx)
     # Keep the hits that may belong to a 3x3 block of candidates (the full-resolution colour
     # distance test, without the palette, on their 5x5 neighbourhood): a codec-smeared 1-px edge
@@ -427,28 +375,27 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     # only the blobs' outlines away from their bodies, thin structures and small objects are checked.
     pad = F.pad(hits, (1, 1, 1, 1))
     inner = hits & pad[:, :-2, 1:-1] & pad[:, 2:, 1:-1] & pad[:, 1:-1, :-2] & pad[:, 1:-1, 2:]
-    k, i, j = (hits & ~dilate(inner)).nonzero(as_tuple=True)
+    k, i, j = (hits & ~dilate(inner)).numpy().nonzero()
     if len(k):
-        core = any_set(erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4])
+        core = any_set(erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4]).numpy()
         hits[k[~core], i[~core], j[~core]] = False
-    box = mask_boxes(hits).numpy(force=True)  # [N, 4] in lattice rows and columns
+    box = mask_boxes(hits).numpy()  # [N, 4] in lattice rows and columns
     found = box[:, 1] > 0
     if not found.any():
-        return torch.zeros(n, 0, 0, dtype=torch.bool, device=dev), [0] * n, [0] * n
-    lyn, lxn = ly.numpy(force=True), lx.numpy(force=True)
-    first_y, last_y = lyn[box[:, 0]], lyn[(box[:, 1] - 1).clip(0)] + 1
-    first_x, last_x = lxn[box[:, 2]], lxn[(box[:, 3] - 1).clip(0)] + 1
+        return torch.zeros(n, 0, 0, dtype=torch.bool), [0] * n, [0] * n
+    first_y, last_y = ly[box[:, 0]], ly[(box[:, 1] - 1).clip(0)] + 1
+    first_x, last_x = lx[box[:, 2]], lx[(box[:, 3] - 1).clip(0)] + 1
     margin, r = 8, 5
     side_y = min(h, int((last_y - first_y)[found].max()) + 2 * margin)
     side_x = min(w, int((last_x - first_x)[found].max()) + 2 * margin)
     while True:
         y0 = _windows(first_y, last_y, side_y, h)
         x0 = _windows(first_x, last_x, side_x, w)
-        cand = gate.windows(y0.tolist(), x0.tolist(), side_y, side_x)
-        cand[torch.as_tensor(~found, device=dev)] = False
+        cand = gate.windows(y0, x0, side_y, side_x)
+        cand[torch.from_numpy(~found)] = False
         core = erode(cand)
-        top, bottom = any_set(core[:, :r]).numpy(force=True), any_set(core[:, -r:]).numpy(force=True)
-        left, right = any_set(core[:, :, :r]).numpy(force=True), any_set(core[:, :, -r:]).numpy(force=True)
+        top, bottom = any_set(core[:, :r]).numpy(), any_set(core[:, -r:]).numpy()
+        left, right = any_set(core[:, :, :r]).numpy(), any_set(core[:, :, -r:]).numpy()
         grow_y = bool(((y0 > 0) & top).any() or ((y0 + side_y < h) & bottom).any())
         grow_x = bool(((x0 > 0) & left).any() or ((x0 + side_x < w) & right).any())
         if not (grow_y or grow_x):

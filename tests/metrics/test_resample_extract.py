@@ -141,15 +141,42 @@ def test_drift_fit_recovers_gain_and_offset_around_the_object(uint8):
     assert (sigma <= (4e-3 if uint8 else 1e-5)).all()
 
 
-def test_palette_distance_matches_cdist():
+@pytest.mark.parametrize("uint8", [False, True])
+def test_foreground_gate_matches_numpy(uint8):
+    """The compiled foreground test against the formula in plain NumPy (float64), on the whole
+    frame, and its lattice, windows and patches as the matching parts of that frame."""
     from newtonbench.metrics.extract import _Gate
 
     rng = np.random.default_rng(5)
-    pal = torch.from_numpy(rng.random((7, 3)).astype(np.float32))
-    pix = torch.from_numpy(rng.random((50, 3)).astype(np.float32))
-    gate = _Gate(torch.zeros(1, 3, 4, 4), torch.zeros(3, 4, 4), torch.ones(1, 3, 1, 1), torch.zeros(1, 3, 1, 1),
-                 torch.full((1,), 0.05), pal, 0.3)
-    torch.testing.assert_close(gate.palette_distance2(pix), torch.cdist(pix, pal).amin(-1).square(), atol=1e-6, rtol=0)
+    n, h, w = 3, 9, 11
+    frames = rng.random((n, 3, h, w)).astype(np.float32)
+    bg = rng.random((3, h, w)).astype(np.float32)
+    g = rng.uniform(0.8, 1.2, (n, 3, 1, 1)).astype(np.float32)
+    o = rng.uniform(-0.05, 0.05, (n, 3, 1, 1)).astype(np.float32)
+    thr = np.array([0.2, 0.3, 0.25], np.float32)
+    pal = rng.random((7, 3)).astype(np.float32)
+    strong = 0.6
+    unit = 255.0 if uint8 else 1.0
+    if uint8:
+        frames = (frames * 255).round().astype(np.uint8)
+    corr = (frames / unit - o) / g  # [N, 3, H, W] float64
+    dist = np.sqrt(((corr - bg) ** 2).sum(1))  # [N, H, W]
+    to_pal = np.sqrt(((corr.transpose(0, 2, 3, 1)[..., None, :] - pal) ** 2).sum(-1)).min(-1)
+    want = (dist > thr[:, None, None]) & ((dist > strong) | (to_pal < dist))
+    assert 0 < want.sum() < want.size and (want != (dist > thr[:, None, None])).any()  # both tests bite
+
+    gate = _Gate(torch.from_numpy(frames), torch.from_numpy(bg), torch.from_numpy(g), torch.from_numpy(o),
+                 torch.from_numpy(thr), torch.from_numpy(pal), strong)
+    np.testing.assert_array_equal(gate.windows([0] * n, [0] * n, h, w).numpy(), want)
+    ys, xs = np.array([0, 3, 8]), np.array([1, 4, 10])
+    np.testing.assert_array_equal(gate.lattice(ys, xs).numpy(), want[:, ys][:, :, xs])
+    np.testing.assert_array_equal(gate.windows([0, 4, 2], [3, 0, 6], 5, 5).numpy(),
+                                  np.stack([want[0, 0:5, 3:8], want[1, 4:9, 0:5], want[2, 2:7, 6:11]]))
+    # patches: the distance test alone, edge-replicated at the image's border
+    near = dist > thr[:, None, None]
+    patch = gate.patches(np.array([1, 2]), np.array([0, 4]), np.array([5, 10])).numpy()
+    np.testing.assert_array_equal(patch[0], near[1][np.clip(np.arange(-2, 3), 0, h - 1)][:, 3:8])
+    np.testing.assert_array_equal(patch[1], near[2][2:7][:, np.clip(np.arange(8, 13), 0, w - 1)])
 
 
 def _landing_scene(flicker=0.0, grey=False):

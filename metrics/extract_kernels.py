@@ -1,0 +1,125 @@
+"""The plate extractor's per-pixel loops, compiled with numba (CPU, one call per clip).
+
+The extractor's work per clip is a few hundred thousand pixels, each a handful of operations: as a
+chain of torch ops every step is a pass over memory and a dispatch, and on a CPU the steps cost
+more than the arithmetic (measured on the 80-clip bench, one thread: the foreground test 2.6 ms a
+clip as torch ops, 0.8 ms as one loop, with identical output). Each kernel here is one loop over
+the pixels it reads, in the decoder's [N, H, W, 3] layout, and releases the GIL so the scorer's
+worker threads run them in parallel.
+
+Frames are uint8 (0..255) or float32 (0..1) [N, H, W, 3]; the caller folds the unit into the
+per-frame scale, so both take the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def drift_fit(frames, bg, unit, stride, iters, sigma_floor):
+    """Per-frame, per-channel gain/offset drift, frame = g bg + o, fitted on every `stride`-th row
+    and column by iteratively reweighted least squares, and the robust noise level of the
+    corrected frames (1.4826 x the median corrected colour distance to the plate).
+
+    frames: [N, H, W, 3] (value / unit in [0, 1]); bg: float32 [H, W, 3] in [0, 1].
+    Returns g, o float64 [N, 3] and sigma float64 [N]. Pass 1 weighs every sampled pixel; each
+    later pass only those within max(3 sigma, sigma_floor) of the plate after the previous
+    pass's correction (the object, and anything else that moved, drops out). A flat plate channel
+    (variance <= 1e-4) cannot separate gain from offset: its gain stays 1. Moments in float64.
+    """
+    n, h, w = frames.shape[0], bg.shape[0], bg.shape[1]
+    ny, nx = (h + stride - 1) // stride, (w + stride - 1) // stride
+    p = ny * nx
+    b = np.empty((3, p))  # planar: the loops over pixels run on contiguous rows
+    f = np.empty((3, p))
+    for i in range(ny):
+        for j in range(nx):
+            for c in range(3):
+                b[c, i * nx + j] = bg[i * stride, j * stride, c]
+    g = np.ones((n, 3))
+    o = np.zeros((n, 3))
+    sigma = np.zeros(n)
+    wt = np.empty(p)
+    d2 = np.empty(p)
+    inv_unit = 1.0 / unit
+    for k in range(n):
+        for i in range(ny):
+            row = frames[k, i * stride]
+            for j in range(nx):
+                px = row[j * stride]
+                q = i * nx + j
+                f[0, q], f[1, q], f[2, q] = px[0] * inv_unit, px[1] * inv_unit, px[2] * inv_unit
+        wt[:] = 1.0
+        for _ in range(iters):
+            sw = max(wt.sum(), 1.0)
+            for c in range(3):
+                sf = sb = sbb = sfb = 0.0
+                for q in range(p):
+                    w = wt[q]
+                    fq, bq = f[c, q], b[c, q]
+                    sf += w * fq
+                    sb += w * bq
+                    sbb += w * bq * bq
+                    sfb += w * fq * bq
+                mf, mb = sf / sw, sb / sw
+                var = sbb / sw - mb * mb
+                cov = sfb / sw - mb * mf
+                gc = cov / max(var, 1e-4) if var > 1e-4 else 1.0
+                gc = min(max(gc, 0.5), 2.0)
+                g[k, c] = gc
+                o[k, c] = mf - gc * mb
+            d2[:] = 0.0
+            for c in range(3):
+                inv, off = 1.0 / g[k, c], o[k, c]
+                for q in range(p):
+                    d = (f[c, q] - off) * inv - b[c, q]
+                    d2[q] += d * d
+            # the lower middle for even counts (as torch.median)
+            sigma[k] = 1.4826 * np.sqrt(np.partition(d2, (p - 1) // 2)[(p - 1) // 2])
+            cut = max(3.0 * sigma[k], sigma_floor) ** 2
+            for q in range(p):
+                wt[q] = 1.0 if d2[q] <= cut else 0.0
+    return g, o, sigma
+
+
+@nb.njit(nogil=True, cache=True)
+def foreground(frames, bg, scale, shift, thr2, pal, strong2, frame_of, rows, cols, use_palette):
+    """The plate extractor's foreground test on tiles of pixels: tile r reads frame frame_of[r] at
+    rows rows[r] and columns cols[r]; returns bool [R, len(rows[r]), len(cols[r])].
+
+    A pixel is foreground when its drift-corrected colour c = frame * scale + shift (per frame and
+    channel) is farther than sqrt(thr2) from the plate, and, with `use_palette`, when it is either
+    farther than sqrt(strong2) from the plate or closer to one of the object's palette colours
+    than to the plate (the test stops at the first such colour).
+    """
+    n_tiles, a = rows.shape
+    bw = cols.shape[1]
+    k_pal = pal.shape[0]
+    out = np.empty((n_tiles, a, bw), np.bool_)
+    for r in range(n_tiles):
+        k = frame_of[r]
+        s0, s1, s2 = scale[k, 0], scale[k, 1], scale[k, 2]
+        t0, t1, t2 = shift[k, 0], shift[k, 1], shift[k, 2]
+        th = thr2[k]
+        for i in range(a):
+            y = rows[r, i]
+            for j in range(bw):
+                x = cols[r, j]
+                b0, b1, b2 = bg[y, x, 0], bg[y, x, 1], bg[y, x, 2]
+                c0 = np.float32(frames[k, y, x, 0]) * s0 + t0
+                c1 = np.float32(frames[k, y, x, 1]) * s1 + t1
+                c2 = np.float32(frames[k, y, x, 2]) * s2 + t2
+                d0, d1, d2 = c0 - b0, c1 - b1, c2 - b2
+                dist = d0 * d0 + d1 * d1 + d2 * d2
+                fg = dist > th
+                if fg and use_palette and k_pal > 0 and dist <= strong2:
+                    fg = False
+                    for q in range(k_pal):
+                        e0, e1, e2 = c0 - pal[q, 0], c1 - pal[q, 1], c2 - pal[q, 2]
+                        if e0 * e0 + e1 * e1 + e2 * e2 < dist:
+                            fg = True
+                            break
+                out[r, i, j] = fg
+    return out
