@@ -328,12 +328,11 @@ class _Gate:
         cols = np.asarray(x0)[:, None] + np.arange(side_x)
         return self._tiles(np.arange(self.n), rows, cols)
 
-    def patches(self, k: np.ndarray, y: np.ndarray, x: np.ndarray, r: int = 2) -> Tensor:
-        """bool [M, 2r+1, 2r+1]: foreground (without the palette) around pixel (y[m], x[m]) of frame
-        k[m], edge-replicated."""
-        h, w = self.size
-        off = np.arange(-r, r + 1)
-        return self._tiles(k, (y[:, None] + off).clip(0, h - 1), (x[:, None] + off).clip(0, w - 1), palette=False)
+    def confirm(self, hits: Tensor, ly: np.ndarray, lx: np.ndarray) -> np.ndarray:
+        """Drops the lattice hits (at rows ly, columns lx) without a 3x3 block of foreground pixels
+        in their 5x5 neighbourhood, in place; returns the boxes of the rest (`extract_kernels.confirm_hits`)."""
+        return extract_kernels.confirm_hits(self.frames, self.bg, self.scale, self.shift, self.thr2, hits.numpy(),
+                                            np.ascontiguousarray(ly, np.int64), np.ascontiguousarray(lx, np.int64))
 
 
 # Below this first-frame object area the whole frame is searched at full resolution: a coarse
@@ -373,13 +372,7 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     # A hit whose four lattice neighbours are hits too is kept unchecked (inside a large blob),
     # and so are the hits next to one (within 3 px of the blob, so inside its window anyway):
     # only the blobs' outlines away from their bodies, thin structures and small objects are checked.
-    pad = F.pad(hits, (1, 1, 1, 1))
-    inner = hits & pad[:, :-2, 1:-1] & pad[:, 2:, 1:-1] & pad[:, 1:-1, :-2] & pad[:, 1:-1, 2:]
-    k, i, j = (hits & ~dilate(inner)).numpy().nonzero()
-    if len(k):
-        core = any_set(erode(gate.patches(k, ly[i], lx[j]))[:, 1:4, 1:4]).numpy()
-        hits[k[~core], i[~core], j[~core]] = False
-    box = mask_boxes(hits).numpy()  # [N, 4] in lattice rows and columns
+    box = gate.confirm(hits, ly, lx)  # [N, 4] in lattice rows and columns
     found = box[:, 1] > 0
     if not found.any():
         return torch.zeros(n, 0, 0, dtype=torch.bool), [0] * n, [0] * n

@@ -123,3 +123,62 @@ def foreground(frames, bg, scale, shift, thr2, pal, strong2, frame_of, rows, col
                             break
                 out[r, i, j] = fg
     return out
+
+
+@nb.njit(nogil=True, cache=True)
+def confirm_hits(frames, bg, scale, shift, thr2, hits, ly, lx):
+    """Drop the lattice hits that cannot belong to a 3x3 block of foreground pixels, in place, and
+    return each frame's box of the remaining hits, int64 [N, 4] (y0, y1, x0, x1) in lattice rows
+    and columns, half-open, zeros where none is left.
+
+    hits: bool [N, len(ly), len(lx)], the foreground test at rows ly and columns lx. A hit within
+    one lattice step (8-neighbourhood) of an inner hit, one whose four lattice neighbours are all
+    hits, lies in a large blob and is kept unchecked; any other hit is kept when its 5x5
+    neighbourhood at full resolution (edge-replicated; the colour-distance test alone, without the
+    palette) holds a 3x3 block of foreground pixels around one of its 9 central pixels.
+    """
+    n, a, b = hits.shape
+    h, w = bg.shape[0], bg.shape[1]
+    boxes = np.zeros((n, 4), np.int64)
+    inner = np.zeros((a, b), np.bool_)
+    patch = np.zeros((5, 5), np.bool_)
+    for k in range(n):
+        s0, s1, s2 = scale[k, 0], scale[k, 1], scale[k, 2]
+        t0, t1, t2 = shift[k, 0], shift[k, 1], shift[k, 2]
+        for i in range(a):
+            for j in range(b):
+                inner[i, j] = (hits[k, i, j] and i > 0 and i < a - 1 and j > 0 and j < b - 1
+                               and hits[k, i - 1, j] and hits[k, i + 1, j] and hits[k, i, j - 1] and hits[k, i, j + 1])
+        y0, y1, x0, x1 = a, 0, b, 0
+        for i in range(a):
+            for j in range(b):
+                if not hits[k, i, j]:
+                    continue
+                near_inner = False
+                for di in range(max(i - 1, 0), min(i + 2, a)):
+                    for dj in range(max(j - 1, 0), min(j + 2, b)):
+                        near_inner |= inner[di, dj]
+                if not near_inner:
+                    for pi in range(5):
+                        y = min(max(ly[i] + pi - 2, 0), h - 1)
+                        for pj in range(5):
+                            x = min(max(lx[j] + pj - 2, 0), w - 1)
+                            d0 = (np.float32(frames[k, y, x, 0]) * s0 + t0) - bg[y, x, 0]
+                            d1 = (np.float32(frames[k, y, x, 1]) * s1 + t1) - bg[y, x, 1]
+                            d2 = (np.float32(frames[k, y, x, 2]) * s2 + t2) - bg[y, x, 2]
+                            patch[pi, pj] = d0 * d0 + d1 * d1 + d2 * d2 > thr2[k]
+                    block = False
+                    for ci in range(1, 4):
+                        for cj in range(1, 4):
+                            full = True
+                            for di in range(ci - 1, ci + 2):
+                                for dj in range(cj - 1, cj + 2):
+                                    full &= patch[di, dj]
+                            block |= full
+                    if not block:
+                        hits[k, i, j] = False
+                        continue
+                y0, y1, x0, x1 = min(y0, i), max(y1, i + 1), min(x0, j), max(x1, j + 1)
+        if y1 > 0:
+            boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = y0, y1, x0, x1
+    return boxes

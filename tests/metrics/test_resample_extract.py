@@ -172,11 +172,29 @@ def test_foreground_gate_matches_numpy(uint8):
     np.testing.assert_array_equal(gate.lattice(ys, xs).numpy(), want[:, ys][:, :, xs])
     np.testing.assert_array_equal(gate.windows([0, 4, 2], [3, 0, 6], 5, 5).numpy(),
                                   np.stack([want[0, 0:5, 3:8], want[1, 4:9, 0:5], want[2, 2:7, 6:11]]))
-    # patches: the distance test alone, edge-replicated at the image's border
-    near = dist > thr[:, None, None]
-    patch = gate.patches(np.array([1, 2]), np.array([0, 4]), np.array([5, 10])).numpy()
-    np.testing.assert_array_equal(patch[0], near[1][np.clip(np.arange(-2, 3), 0, h - 1)][:, 3:8])
-    np.testing.assert_array_equal(patch[1], near[2][2:7][:, np.clip(np.arange(8, 13), 0, w - 1)])
+
+
+def test_lattice_hits_without_a_3x3_block_are_dropped():
+    """confirm_hits keeps the lattice hits on a 4x4 square (one has a 3x3 block of foreground
+    around it) and drops those on a 1-px line across the frame (none has), and boxes the rest."""
+    from newtonbench.metrics.extract import _Gate
+
+    h, w = 20, 24
+    frames = np.zeros((2, 3, h, w), np.float32)
+    frames[0, :, 9:13, 6:10] = 1.0  # the object: a 4x4 square
+    frames[0, :, 3, :] = 1.0  # a 1-px line (a codec-smeared edge of the scene)
+    frames[1, :, 15, :] = 1.0  # frame 1: only a line
+    ones, zeros = torch.ones(2, 3, 1, 1), torch.zeros(2, 3, 1, 1)
+    gate = _Gate(torch.from_numpy(frames), torch.zeros(3, h, w), ones, zeros, torch.full((2,), 0.1),
+                 torch.zeros(0, 3), 0.3)
+    ly, lx = np.r_[np.arange(0, h, 3), h - 1], np.r_[np.arange(0, w, 3), w - 1]
+    hits = gate.lattice(ly, lx)
+    assert hits[0, 1].all() and hits[1, 5].all()  # the lines are hit along the whole lattice row
+    box = gate.confirm(hits, ly, lx)
+    kept = np.argwhere(hits[0].numpy())
+    assert {(ly[i], lx[j]) for i, j in kept} == {(9, 6), (9, 9), (12, 6), (12, 9)}
+    assert not hits[1].any()
+    assert box.tolist() == [[3, 5, 2, 4], [0, 0, 0, 0]]
 
 
 def _landing_scene(flicker=0.0, grey=False):
