@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics import extract_kernels
 from newtonbench.metrics.functional._util import any_set, as_float, dilate, erode, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 
@@ -110,6 +109,10 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     under the threshold's resolution. Iteratively reweighted: the object (and anything else that
     moved) drops out of the next pass (see `extract_kernels.drift_fit`).
     """
+    # imported where used: loading numba and the compiled kernels takes ~0.1 s, which the
+    # package's other commands (and `--help`) need not pay
+    from newtonbench.metrics import extract_kernels
+
     n, c, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
     unit = 255.0 if frames.dtype == torch.uint8 else 1.0
@@ -120,9 +123,11 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
 
 
 def _nhwc(frames: Tensor) -> np.ndarray:
-    """[N, 3, H, W] frames as a C-contiguous [N, H, W, 3] NumPy array on the CPU: the decoder's
-    layout, which `bench_grid_frames` and `to_float_frames` keep, so usually a view (no copy)."""
-    return frames.detach().permute(0, 2, 3, 1).cpu().contiguous().numpy()
+    """[N, 3, H, W] frames as a C-contiguous [N, H, W, 3] NumPy array on the CPU, uint8 or float32
+    (the kernels' types): the decoder's layout, which `bench_grid_frames` and `to_float_frames`
+    keep, so usually a view (no copy)."""
+    x = frames.detach().permute(0, 2, 3, 1).cpu()
+    return (x if x.dtype in (torch.uint8, torch.float32) else x.to(torch.float32)).contiguous().numpy()
 
 
 def _object_components(cand: np.ndarray) -> np.ndarray:
@@ -311,6 +316,8 @@ class _Gate:
         self.strong2 = np.float32(strong * strong)
 
     def _tiles(self, frame_of: np.ndarray, rows: np.ndarray, cols: np.ndarray, palette: bool = True) -> Tensor:
+        from newtonbench.metrics import extract_kernels
+
         out = extract_kernels.foreground(self.frames, self.bg, self.scale, self.shift, self.thr2, self.pal,
                                          self.strong2, np.ascontiguousarray(frame_of, np.int64),
                                          np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64),
@@ -331,6 +338,8 @@ class _Gate:
     def confirm(self, hits: Tensor, ly: np.ndarray, lx: np.ndarray) -> np.ndarray:
         """Drops the lattice hits (at rows ly, columns lx) without a 3x3 block of foreground pixels
         in their 5x5 neighbourhood, in place; returns the boxes of the rest (`extract_kernels.confirm_hits`)."""
+        from newtonbench.metrics import extract_kernels
+
         return extract_kernels.confirm_hits(self.frames, self.bg, self.scale, self.shift, self.thr2, hits.numpy(),
                                             np.ascontiguousarray(ly, np.int64), np.ascontiguousarray(lx, np.int64))
 

@@ -8,7 +8,9 @@ the pixels it reads, in the decoder's [N, H, W, 3] layout, and releases the GIL 
 worker threads run them in parallel.
 
 Frames are uint8 (0..255) or float32 (0..1) [N, H, W, 3]; the caller folds the unit into the
-per-frame scale, so both take the same arithmetic.
+per-frame scale, so both take the same arithmetic. The kernels are compiled for exactly these
+types when this module is imported (numba's cache makes that a load after the first time, ~0.1 s),
+so the cost is the import's, paid once per process, not the first clip's.
 """
 
 from __future__ import annotations
@@ -16,8 +18,17 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+# the two frame types, C-contiguous [N, H, W, 3]
+_FRAMES = ("uint8[:, :, :, ::1]", "float32[:, :, :, ::1]")
+_BG = "float32[:, :, ::1]"
+_PER_FRAME = "float32[:, ::1], float32[:, ::1], float32[::1]"  # scale, shift, thr2
 
-@nb.njit(nogil=True, cache=True, fastmath=True)
+
+def _signatures(template: str) -> list[str]:
+    return [template.format(frames=f, bg=_BG, per_frame=_PER_FRAME) for f in _FRAMES]
+
+
+@nb.njit(_signatures("({frames}, {bg}, float64, int64, int64, float64)"), nogil=True, cache=True, fastmath=True)
 def drift_fit(frames, bg, unit, stride, iters, sigma_floor):
     """Per-frame, per-channel gain/offset drift, frame = g bg + o, fitted on every `stride`-th row
     and column by iteratively reweighted least squares, and the robust noise level of the
@@ -84,7 +95,8 @@ def drift_fit(frames, bg, unit, stride, iters, sigma_floor):
     return g, o, sigma
 
 
-@nb.njit(nogil=True, cache=True)
+@nb.njit(_signatures("({frames}, {bg}, {per_frame}, float32[:, ::1], float32, int64[::1], int64[:, ::1], "
+                     "int64[:, ::1], boolean)"), nogil=True, cache=True)
 def foreground(frames, bg, scale, shift, thr2, pal, strong2, frame_of, rows, cols, use_palette):
     """The plate extractor's foreground test on tiles of pixels: tile r reads frame frame_of[r] at
     rows rows[r] and columns cols[r]; returns bool [R, len(rows[r]), len(cols[r])].
@@ -125,7 +137,8 @@ def foreground(frames, bg, scale, shift, thr2, pal, strong2, frame_of, rows, col
     return out
 
 
-@nb.njit(nogil=True, cache=True)
+@nb.njit(_signatures("({frames}, {bg}, {per_frame}, boolean[:, :, ::1], int64[::1], int64[::1])"),
+         nogil=True, cache=True)
 def confirm_hits(frames, bg, scale, shift, thr2, hits, ly, lx):
     """Drop the lattice hits that cannot belong to a 3x3 block of foreground pixels, in place, and
     return each frame's box of the remaining hits, int64 [N, 4] (y0, y1, x0, x1) in lattice rows
