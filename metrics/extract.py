@@ -115,19 +115,23 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
 
     n, c, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
-    unit = 255.0 if frames.dtype == torch.uint8 else 1.0
-    g, o, sigma = extract_kernels.drift_fit(_nhwc(frames), _nhwc(bg[None])[0].astype(np.float32, copy=False),
-                                            unit, stride, iters, 0.03)
+    g, o, sigma = extract_kernels.drift_fit(_channels_last(frames), _channels_last(bg), _unit(frames), stride,
+                                            iters, 0.03)
     g, o = (torch.from_numpy(v).to(torch.float32).reshape(n, c, 1, 1) for v in (g, o))
     return g, o, torch.from_numpy(sigma).to(torch.float32)
 
 
-def _nhwc(frames: Tensor) -> np.ndarray:
-    """[N, 3, H, W] frames as a C-contiguous [N, H, W, 3] NumPy array on the CPU, uint8 or float32
-    (the kernels' types): the decoder's layout, which `bench_grid_frames` and `to_float_frames`
-    keep, so usually a view (no copy)."""
-    x = frames.detach().permute(0, 2, 3, 1).cpu()
+def _channels_last(x: Tensor) -> np.ndarray:
+    """CPU frames [N, 3, H, W] or an image [3, H, W] as a C-contiguous NumPy array with the colour
+    last, uint8 or float32 (the kernels' types): the decoder's layout, which `bench_grid_frames` and
+    `to_float_frames` keep, so for frames usually a view (no copy)."""
+    x = x.detach().movedim(-3, -1)
     return (x if x.dtype in (torch.uint8, torch.float32) else x.to(torch.float32)).contiguous().numpy()
+
+
+def _unit(frames: Tensor) -> float:
+    """What 1.0 is in the frames' values: 255 for uint8, 1 for floats in [0, 1]."""
+    return 255.0 if frames.dtype == torch.uint8 else 1.0
 
 
 def _object_components(cand: np.ndarray) -> np.ndarray:
@@ -305,14 +309,13 @@ class _Gate:
     def __init__(self, frames: Tensor, bg: Tensor, g: Tensor, o: Tensor, thr: Tensor, pal: Tensor, strong: float):
         n = frames.shape[0]
         self.n, self.size = n, tuple(frames.shape[-2:])
-        self.frames = _nhwc(frames)  # [N, H, W, 3], uint8 (from bench_grid_frames) or float32
-        self.bg = _nhwc(bg[None])[0].astype(np.float32, copy=False)  # [H, W, 3]
-        unit = 255.0 if frames.dtype == torch.uint8 else 1.0
-        g, o = g.reshape(n, -1).cpu(), o.reshape(n, -1).cpu()
-        self.scale = (1.0 / (g * unit)).to(torch.float32).numpy()
+        self.frames = _channels_last(frames)  # [N, H, W, 3], uint8 (from bench_grid_frames) or float32
+        self.bg = _channels_last(bg)  # [H, W, 3] float32
+        g, o = g.reshape(n, -1), o.reshape(n, -1)
+        self.scale = (1.0 / (g * _unit(frames))).to(torch.float32).numpy()
         self.shift = (-o / g).to(torch.float32).numpy()
-        self.thr2 = thr.square().reshape(n).cpu().to(torch.float32).numpy()
-        self.pal = pal.cpu().to(torch.float32).contiguous().numpy()
+        self.thr2 = thr.square().reshape(n).to(torch.float32).numpy()
+        self.pal = pal.to(torch.float32).contiguous().numpy()
         self.strong2 = np.float32(strong * strong)
 
     def _tiles(self, frame_of: np.ndarray, rows: np.ndarray, cols: np.ndarray, palette: bool = True) -> Tensor:
@@ -375,12 +378,9 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     # every 3rd row and column, and the last ones
     ly, lx = np.unique(np.r_[np.arange(0, h, 3), h - 1]), np.unique(np.r_[np.arange(0, w, 3), w - 1])
     hits = gate.lattice(ly, lx)
-    # Keep the hits that may belong to a 3x3 block of candidates (the full-resolution colour
-    # distance test, without the palette, on their 5x5 neighbourhood): a codec-smeared 1-px edge
-    # of the scene along a lattice row is dropped. Keeping too many hits only costs time.
-    # A hit whose four lattice neighbours are hits too is kept unchecked (inside a large blob),
-    # and so are the hits next to one (within 3 px of the blob, so inside its window anyway):
-    # only the blobs' outlines away from their bodies, thin structures and small objects are checked.
+    # Keep only the hits that may belong to a 3x3 block of candidates: a codec-smeared 1-px edge
+    # of the scene along a lattice row is dropped (keeping too many only costs time). Hits inside
+    # or next to a large blob of hits are kept unchecked (see `extract_kernels.confirm_hits`).
     box = gate.confirm(hits, ly, lx)  # [N, 4] in lattice rows and columns
     found = box[:, 1] > 0
     if not found.any():
@@ -408,13 +408,14 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
 
 def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, background: Tensor | None,
                  config: ExtractConfig) -> tuple[Tensor, list[int], list[int]]:
-    """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`). Returns the object
-    masks in one window per frame, bool [N, a, b], and the windows' top-left corners y0, x0."""
+    """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`), and the other
+    images, on the CPU (`extract` moves them there). Returns the object masks in one window per
+    frame, bool [N, a, b], and the windows' top-left corners y0, x0."""
     n, _, h, w = frames.shape
     if config.mode == "plate":
         if background is None:
             raise InvalidValueError("extractor 'plate' needs the clip's background plate; allowed: --extractor self")
-        bg = as_float(background.to(frames.device), torch.float32)
+        bg = as_float(background, torch.float32)
     else:
         frames = as_float(frames)
         bg = _self_background(frames, first_mask)
@@ -424,8 +425,8 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     thr = torch.clamp(config.noise_k * sigma, min=config.threshold)
     # The object's colours: from the benchmark's first frame (the generated first frame may show the
     # object elsewhere; small colour drift between the two is what `strong` and the gate tolerate).
-    fm = first_mask.to(torch.bool).to(frames.device)
-    source = (first_frame.to(frames.device) if first_frame is not None
+    fm = first_mask.to(torch.bool)
+    source = (first_frame if first_frame is not None
               else (as_float(frames[:1]) - o[:1]).div_(g[:1])[0])
     pal = _palette(source, fm, config.palette_size)
     gate = _Gate(frames, bg, g, o, thr, pal, config.strong)
@@ -436,7 +437,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
     # scene that the video codec smeared (a 1-px line across the image) has none, however long.
-    win = cand & torch.from_numpy(_object_components(cand.numpy(force=True))).to(frames.device)
+    win = cand & torch.from_numpy(_object_components(cand.numpy()))
     # Keeping only pixels within 2 px of the object's body (its 3x3-eroded core) drops 1-2 px
     # threads that joined the object (a ramp's edge, smeared differently by the codec in video and
     # plate, touches a sliding box); a closing then fills 1-px holes and notches where the object's
