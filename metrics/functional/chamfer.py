@@ -10,8 +10,9 @@ the mean over the remaining valid frames.
 
 Exact, without a k-d tree: for a point p outside G, its nearest point of G lies on G's boundary
 (a pixel of G with an 8-neighbour outside G; any interior pixel has a neighbour closer to p). So
-only P \\ G points need distances, and only to ∂G: cdist([N, |P \\ G|, 2], [N, |∂G|, 2]) instead of
-|P| x |G|.
+only P \\ G points need distances, and only to ∂G. On a CPU a compiled loop per frame does that
+(metrics.functional.mask_kernels); on other devices torch ops over all frames at once,
+cdist([N, |P \\ G|, 2], [N, |∂G|, 2]) instead of |P| x |G|.
 """
 
 from __future__ import annotations
@@ -61,6 +62,22 @@ def _directed_sum(a: Tensor, b: Tensor, w: int) -> Tensor:
 def chamfer_per_frame(pred: Tensor, target: Tensor) -> Tensor:
     if pred.shape != target.shape or pred.dim() < 3:
         raise ValueError(f"masks of shapes {tuple(pred.shape)} and {tuple(target.shape)}; expected equal [..., H, W]")
+    if pred.device.type == "cpu":
+        return _per_frame_compiled(pred, target)
+    return _per_frame_torch(pred, target)
+
+
+def _per_frame_compiled(pred: Tensor, target: Tensor) -> Tensor:
+    """The CPU kernel: one compiled loop over each frame's pixels (metrics.functional.mask_kernels)."""
+    from newtonbench.metrics.functional.mask_kernels import chamfer_frames
+
+    h, w = pred.shape[-2:]
+    p, g = (x.to(torch.bool).reshape(-1, h, w).contiguous().view(torch.uint8).numpy() for x in (pred, target))
+    return torch.from_numpy(chamfer_frames(p, g)).to(torch.float32).reshape(pred.shape[:-2])
+
+
+def _per_frame_torch(pred: Tensor, target: Tensor) -> Tensor:
+    """The same in torch ops, for GPUs: every frame's points at once, against padded point sets."""
     lead = pred.shape[:-2]
     p, g = pred.to(torch.bool), target.to(torch.bool)
     # Distances are translation invariant and boundaries need only a 1-px ring: work per frame

@@ -60,14 +60,51 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     """(d_col, d_shape, d_bg), each [B] (see the module docstring). `frames` may also be uint8
     (0..255, read as value / 255): only the pixels the terms read are converted."""
     m = masks.to(torch.bool)
-    b, t, h, w = m.shape
-    c = frames.shape[2]
     dtype = torch.float32 if not frames.is_floating_point() else frames.dtype
-
-    area_n = count_set(m)  # [B, T]
+    # the compiled loop on a CPU (for RGB frames), torch ops elsewhere
+    compiled = frames.device.type == "cpu" and frames.shape[2] == 3
+    stats = _frame_stats_compiled if compiled else _frame_stats_torch
+    area_n, mu, per = stats(frames, m, dtype)
     valid = valid.to(torch.bool) & (area_n > 0)
     if present is None:
         present = torch.ones_like(valid)
+    pair = valid[:, 1:] & valid[:, :1]
+    d_col = masked_median((mu[:, 1:] - mu[:, :1]).square().sum(-1).sqrt(), pair)
+
+    area = area_n.to(dtype)
+    lr = torch.log(area[:, 1:].clamp_min(1) / area[:, :1].clamp_min(1))
+    if ref_area is not None:
+        ra = ref_area.to(dtype)
+        ref_ok = (ra[:, 1:] > 0) & (ra[:, :1] > 0)
+        lr = lr - torch.where(ref_ok, torch.log(ra[:, 1:].clamp_min(1) / ra[:, :1].clamp_min(1)), torch.zeros_like(lr))
+    d_shape = masked_median(lr.abs(), pair)
+    d_bg = masked_mean(per, present[:, 1:].to(torch.bool) & present[:, :1].to(torch.bool), dim=-1)
+    return d_col, d_shape, d_bg
+
+
+def _frame_stats_compiled(frames: Tensor, m: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """The CPU kernel (metrics.functional.mask_kernels): per frame, the object's area [B, T], its
+    mean chromaticity [B, T, C] and the background change against frame 0 [B, T - 1], in one
+    compiled loop over each frame's pixels."""
+    from newtonbench.metrics.functional.mask_kernels import consistency_stats
+
+    b, t, c, h, w = frames.shape
+    unit = 255.0 if frames.dtype == torch.uint8 else 1.0
+    if frames.dtype not in (torch.uint8, torch.float32, torch.float64):
+        frames = frames.to(torch.float32)
+    # channels last: the decoder's layout, which the scorer's crops keep (then no copy)
+    f = frames.permute(0, 1, 3, 4, 2).reshape(b * t, h, w, c).contiguous().numpy()
+    area, chroma, bg = consistency_stats(f, m.reshape(b * t, h, w).contiguous().view(torch.uint8).numpy(), t, unit)
+    area = torch.from_numpy(area).reshape(b, t)
+    mu = torch.from_numpy(chroma).to(dtype).reshape(b, t, c)
+    return area, mu, torch.from_numpy(bg).to(dtype).reshape(b, t)[:, 1:]
+
+
+def _frame_stats_torch(frames: Tensor, m: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """The same statistics in torch ops, for GPUs: every frame at once."""
+    b, t, h, w = m.shape
+    c = frames.shape[2]
+    area_n = count_set(m)  # [B, T]
     # Colour on the eroded mask: anti-aliased edges blend object and background and move sub-pixel.
     # Per frame on a window around the object (the erosion needs only a 1-px ring around it).
     y0, x0, a, bw = frame_windows(m)
@@ -84,16 +121,6 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     chroma = pix / pix.sum(-1, keepdim=True).clamp_min(1e-3)
     mu = torch.zeros(b * t, c, dtype=dtype, device=frames.device).index_add_(0, bi * t + ti, chroma)
     mu = mu.reshape(b, t, c) / core_n.unsqueeze(-1).to(dtype).clamp_min(1)  # [B, T, C]
-    pair = valid[:, 1:] & valid[:, :1]
-    d_col = masked_median((mu[:, 1:] - mu[:, :1]).square().sum(-1).sqrt(), pair)
-
-    area = area_n.to(dtype)
-    lr = torch.log(area[:, 1:].clamp_min(1) / area[:, :1].clamp_min(1))
-    if ref_area is not None:
-        ra = ref_area.to(dtype)
-        ref_ok = (ra[:, 1:] > 0) & (ra[:, :1] > 0)
-        lr = lr - torch.where(ref_ok, torch.log(ra[:, 1:].clamp_min(1) / ra[:, :1].clamp_min(1)), torch.zeros_like(lr))
-    d_shape = masked_median(lr.abs(), pair)
 
     # The background term on a 4x-subsampled grid: a mean over thousands of pixels needs no more,
     # and it is the costliest term at full resolution. A cell counts as background when no object
@@ -112,8 +139,7 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
     ow = (~near[..., :hs, :ws]).to(dtype)
     diff = (sub[:, 1:] - sub[:, :1]).abs().mean(2)
     per = (diff * ow).sum((-2, -1)) / ow.sum((-2, -1)).clamp_min(1)
-    d_bg = masked_mean(per, present[:, 1:].to(torch.bool) & present[:, :1].to(torch.bool), dim=-1)
-    return d_col, d_shape, d_bg
+    return area_n, mu, per
 
 
 def consistency(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Tensor | None = None,

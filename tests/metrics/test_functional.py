@@ -25,6 +25,20 @@ from newtonbench.metrics.functional.pisa import pisa_chamfer, pisa_frame_indices
 from newtonbench.metrics.functional.smoothness import smoothness
 
 
+@pytest.fixture(params=["compiled", "torch"])
+def backend(request, monkeypatch):
+    """The mask metrics run compiled loops for CPU tensors and torch ops on other devices: tests that
+    take this fixture check both against the references, on the CPU (the torch path is what a GPU
+    runs; test_cuda_matches_cpu checks it there too)."""
+    if request.param == "torch":
+        from newtonbench.metrics.functional import chamfer, consistency, iou
+
+        monkeypatch.setattr(chamfer, "_per_frame_compiled", chamfer._per_frame_torch)
+        monkeypatch.setattr(consistency, "_frame_stats_compiled", consistency._frame_stats_torch)
+        monkeypatch.setattr(iou, "_overlap_compiled", iou._overlap_torch)
+    return request.param
+
+
 def _random_masks(rng, b=2, t=4, h=12, w=10, p=0.25):
     m = rng.random((b, t, h, w)) < p
     m[0, 1] = False  # an empty prediction frame
@@ -93,7 +107,7 @@ def test_boxes_and_centroids_match_numpy_on_every_layout(view):
                 np.testing.assert_allclose(c[k].numpy(), np_centroid(f), rtol=0, atol=1e-12)
 
 
-def test_chamfer_matches_numpy_and_known_shift():
+def test_chamfer_matches_numpy_and_known_shift(backend):
     rng = np.random.default_rng(1)
     a, b = _random_masks(rng), _random_masks(rng, p=0.1)
     per = chamfer_per_frame(torch.from_numpy(a), torch.from_numpy(b)).numpy()
@@ -109,7 +123,7 @@ def test_chamfer_matches_numpy_and_known_shift():
     assert chamfer_distance(torch.from_numpy(sq), torch.from_numpy(sh)).item() == pytest.approx(2.0)
 
 
-def test_iou_matches_numpy_with_pisa_empty_rule():
+def test_iou_matches_numpy_with_pisa_empty_rule(backend):
     rng = np.random.default_rng(2)
     a, b = _random_masks(rng), _random_masks(rng)
     b[0, 1] = False  # both empty -> 1 (PISA)
@@ -224,7 +238,7 @@ def _scene(rng, t=6, h=24, w=24):
     return frames[None], masks[None]
 
 
-def test_consistency_terms_numpy_and_direction():
+def test_consistency_terms_numpy_and_direction(backend):
     rng = np.random.default_rng(6)
     frames, masks = _scene(rng)
     valid = np.ones((1, 6), bool)
@@ -248,7 +262,7 @@ def test_consistency_terms_numpy_and_direction():
     assert d_shape.item() == pytest.approx(0.0, abs=1e-9)
 
 
-def test_consistency_reads_uint8_frames_as_value_over_255():
+def test_consistency_reads_uint8_frames_as_value_over_255(backend):
     # the scorer hands the kernel its uint8 crop: the same terms as the float frames / 255
     rng = np.random.default_rng(7)
     frames, masks = _scene(rng)
@@ -260,7 +274,7 @@ def test_consistency_reads_uint8_frames_as_value_over_255():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_chamfer_and_iou_do_not_depend_on_where_the_masks_sit():
+def test_chamfer_and_iou_do_not_depend_on_where_the_masks_sit(backend):
     # the kernels work on the box the masks occupy: padding the image around them changes nothing
     rng = np.random.default_rng(8)
     a, b = rng.random((2, 3, 12, 14)) < 0.3, rng.random((2, 3, 12, 14)) < 0.3
@@ -322,7 +336,7 @@ def test_frame_windows_hold_each_frames_pixels_with_a_ring():
         assert int(win[k].sum()) == int(m[k].sum())
 
 
-def test_chamfer_and_consistency_on_small_moving_objects_match_the_references():
+def test_chamfer_and_consistency_on_small_moving_objects_match_the_references(backend):
     # Small blobs that move across the image and touch its edges: the kernels' per-frame windows
     # must give exactly the whole-frame answers.
     rng = np.random.default_rng(9)
@@ -349,3 +363,82 @@ def test_chamfer_and_consistency_on_small_moving_objects_match_the_references():
     want = consistency_terms(torch.from_numpy(frames), torch.from_numpy(a), valid)
     torch.testing.assert_close(got[0], want[0])
     torch.testing.assert_close(got[1], want[1])
+
+
+def np_consistency_terms(frames, masks, valid, ref_area, present):
+    """consistency_terms from its definition, loops and all: frames [B, T, C, H, W] in [0, 1]."""
+    def lower_median(x):
+        return np.sort(x)[(len(x) - 1) // 2] if len(x) else np.nan
+
+    b_, t_, c_, h, w = frames.shape
+    out = []
+    for b in range(b_):
+        area = masks[b].sum((1, 2))
+        ok = valid[b] & (area > 0)
+        mu = np.zeros((t_, c_))
+        for k in range(t_):
+            m = masks[b, k]
+            pad = np.pad(m, 1, constant_values=True)  # erosion: outside the image counts as set
+            core = m.copy()
+            for dy in range(3):
+                for dx in range(3):
+                    core &= pad[dy:dy + h, dx:dx + w]
+            use = core if core.any() else m
+            pix = frames[b, k][:, use].T
+            if len(pix):
+                mu[k] = (pix / np.maximum(pix.sum(1, keepdims=True), 1e-3)).mean(0)
+        pair = ok[1:] & ok[0]
+        d_col = lower_median(np.linalg.norm(mu[1:] - mu[0], axis=1)[pair])
+        lr = np.log(np.maximum(area[1:], 1) / max(area[0], 1))
+        ra = ref_area[b]
+        ref_ok = (ra[1:] > 0) & (ra[0] > 0)
+        lr = lr - np.where(ref_ok, np.log(np.maximum(ra[1:], 1) / max(ra[0], 1)), 0.0)
+        d_shape = lower_median(np.abs(lr)[pair])
+        hc, wc = -(-h // 4), -(-w // 4)
+        per = []
+        for k in range(1, t_):
+            both = masks[b, k] | masks[b, 0]
+            cells = np.array([[both[4 * i:4 * i + 4, 4 * j:4 * j + 4].any() for j in range(wc)] for i in range(hc)])
+            near = np.zeros_like(cells)
+            for i in range(hc):
+                for j in range(wc):
+                    near[i, j] = cells[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2].any()
+            vals = [np.abs(frames[b, k][:, y, x] - frames[b, 0][:, y, x]).mean()
+                    for i, y in enumerate(range(2, h, 4)) for j, x in enumerate(range(2, w, 4)) if not near[i, j]]
+            per.append(np.mean(vals) if vals else 0.0)
+        pp = present[b, 1:] & present[b, 0]
+        d_bg = np.mean(np.array(per)[pp]) if pp.any() else np.nan
+        out.append((d_col, d_shape, d_bg))
+    return [np.array(x) for x in zip(*out)]
+
+
+@pytest.mark.parametrize("uint8", [False, True])
+def test_consistency_terms_match_numpy_on_edges_and_odd_sizes(backend, uint8):
+    # Objects touching every edge, a thin one the erosion empties, an empty frame, sizes that are
+    # not multiples of the 4x4 background grid, invalid and uncovered frames.
+    rng = np.random.default_rng(11)
+    b, t, h, w = 2, 6, 23, 30
+    masks = np.zeros((b, t, h, w), bool)
+    for k, (y, x) in enumerate([(0, 0), (10, 24), (17, 3), (5, 12), (19, 25), (8, 8)]):
+        masks[0, k, y:y + 6, x:x + 7] = rng.random((min(6, h - y), min(7, w - x))) < 0.85
+        masks[1, k, y:y + 5, x:x + 5] = True
+    masks[1, 2] = False
+    masks[1, 2, 4, 3:20] = True  # a 1-px line: no core, the chromaticity of the whole mask
+    masks[0, 4] = False  # an empty frame
+    frames = rng.random((b, t, 3, h, w))
+    if uint8:
+        u8 = np.round(frames * 255).astype(np.uint8)
+        frames, given = u8 / 255.0, torch.from_numpy(u8)
+    else:
+        given = torch.from_numpy(frames)
+    valid = np.ones((b, t), bool)
+    valid[0, 3] = False
+    present = np.ones((b, t), bool)
+    present[1, 5] = False
+    ref_area = rng.integers(1, 60, (b, t))
+    ref_area[0, 2] = 0
+    got = consistency_terms(given, torch.from_numpy(masks), torch.from_numpy(valid), torch.from_numpy(ref_area),
+                            torch.from_numpy(present))
+    want = np_consistency_terms(frames, masks, valid, ref_area, present)
+    for g, ref in zip(got, want):
+        np.testing.assert_allclose(g.double().numpy(), ref, rtol=1e-5, atol=1e-6)
