@@ -34,8 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics.functional._util import any_set, as_float, dilate, erode, mask_boxes
-from newtonbench.metrics.functional.centroid import mask_centroids
+from newtonbench.metrics.functional._util import any_set, as_float, dilate, erode
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +184,8 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     the benchmark's first frame; background: [3, H, W] the clean plate (plate mode). Images are
     float in [0, 1], or uint8.
     """
+    from newtonbench.metrics import extract_kernels
+
     n, _, h, w = frames.shape
     if config.mode == "sam2":
         win, y0, x0 = _sam2_masks(as_float(frames), first_mask, config), [0] * n, [0] * n
@@ -194,21 +195,12 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
         # device: the work is compiled per-pixel loops, beside the decoder that made the frames.
         cpu = [None if x is None else x.cpu() for x in (frames, first_mask, first_frame, background)]
         win, y0, x0 = _plate_masks(*cpu, config)
-        win = win.to(frames.device)
-    area = win.sum((-2, -1))
-    ref = float(first_mask.sum())
-    valid = area >= max(config.min_area_px, config.min_area_ratio * ref)
-    win = win & valid[:, None, None]
-    centroids, _ = mask_centroids(win)
-    centroids = centroids + torch.tensor([x0, y0], dtype=centroids.dtype, device=centroids.device).T
-    masks = torch.zeros(n, h, w, dtype=torch.bool, device=win.device)
-    a, b = win.shape[1:]
-    for k in range(n):
-        masks[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = win[k]
-    # each window's mask box, in frame coordinates (zeros when empty)
-    off = torch.tensor([y0, y0, x0, x0], dtype=torch.long, device=win.device).T
-    boxes = mask_boxes(win)
-    return Extraction(masks, centroids, valid, area, torch.where(boxes[:, 1:2] > 0, boxes + off, boxes))
+    # area, validity, centroids, boxes and the full-frame masks in one pass over the windows
+    min_area = max(config.min_area_px, config.min_area_ratio * float(first_mask.sum()))
+    out = extract_kernels.place_windows(win.to(torch.bool).cpu().contiguous().view(torch.uint8).numpy(),
+                                        np.asarray(y0, np.int64), np.asarray(x0, np.int64), float(min_area), h, w)
+    masks, centroids, valid, area, boxes = (torch.from_numpy(x).to(frames.device) for x in out)
+    return Extraction(masks, centroids, valid, area, boxes)
 
 
 def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, min_run: int = 3,
@@ -411,6 +403,8 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`), and the other
     images, on the CPU (`extract` moves them there). Returns the object masks in one window per
     frame, bool [N, a, b], and the windows' top-left corners y0, x0."""
+    from newtonbench.metrics import extract_kernels
+
     n, _, h, w = frames.shape
     if config.mode == "plate":
         if background is None:
@@ -437,14 +431,15 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
     # scene that the video codec smeared (a 1-px line across the image) has none, however long.
-    win = cand & torch.from_numpy(_object_components(cand.numpy()))
+    c = cand.numpy()
+    win = (c & _object_components(c)).view(np.uint8)
     # Keeping only pixels within 2 px of the object's body (its 3x3-eroded core) drops 1-2 px
     # threads that joined the object (a ramp's edge, smeared differently by the codec in video and
     # plate, touches a sliding box); a closing then fills 1-px holes and notches where the object's
     # texture matches the scene. In the windows, as in the whole frame: no candidate lies within
-    # 3 px of a window edge that is not the image's.
-    opened = dilate(erode(win), 5) & win
-    return erode(dilate(opened)) | opened, y0, x0
+    # 3 px of a window edge that is not the image's. One compiled loop per frame, in place.
+    extract_kernels.open_close(win)
+    return torch.from_numpy(win.view(np.bool_)), y0, x0
 
 
 def _sam2_masks(frames: Tensor, first_mask: Tensor, config: ExtractConfig) -> Tensor:

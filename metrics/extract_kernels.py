@@ -193,3 +193,84 @@ def confirm_hits(frames, bg, scale, shift, thr2, hits, ly, lx):
         if y1 > 0:
             boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = y0, y1, x0, x1
     return boxes
+
+
+@nb.njit(inline="always")
+def _morph(src, dst, tmp, r, dilation):
+    """dst = the (2r+1) x (2r+1) square dilation (OR; outside the image unset) or erosion (AND;
+    outside set) of the 2-D 0/1 array src, separably through tmp, as the torch kernels define them."""
+    a, b = src.shape
+    for y in range(a):
+        for x in range(b):
+            acc = np.uint8(0) if dilation else np.uint8(1)
+            for yy in range(y - r, y + r + 1):
+                v = src[yy, x] if 0 <= yy < a else np.uint8(0 if dilation else 1)
+                acc = (acc | v) if dilation else (acc & v)
+            tmp[y, x] = acc
+    for y in range(a):
+        for x in range(b):
+            acc = np.uint8(0) if dilation else np.uint8(1)
+            for xx in range(x - r, x + r + 1):
+                v = tmp[y, xx] if 0 <= xx < b else np.uint8(0 if dilation else 1)
+                acc = (acc | v) if dilation else (acc & v)
+            dst[y, x] = acc
+
+
+@nb.njit("void(uint8[:, :, ::1])", nogil=True, cache=True)
+def open_close(win):
+    """In place, per frame of the windows [N, a, b] (0/1): keep only the pixels within 2 px of the
+    3x3-eroded core, opened = dilate5(erode3(m)) & m, then fill 1-px holes and notches,
+    erode3(dilate3(opened)) | opened (see `extract._plate_masks`)."""
+    n, a, b = win.shape
+    t1, t2, tmp = np.empty((a, b), np.uint8), np.empty((a, b), np.uint8), np.empty((a, b), np.uint8)
+    for k in range(n):
+        m = win[k]
+        _morph(m, t1, tmp, 1, False)
+        _morph(t1, t2, tmp, 2, True)
+        for y in range(a):
+            for x in range(b):
+                m[y, x] &= t2[y, x]
+        _morph(m, t1, tmp, 1, True)
+        _morph(t1, t2, tmp, 1, False)
+        for y in range(a):
+            for x in range(b):
+                m[y, x] |= t2[y, x]
+
+
+@nb.njit("Tuple((boolean[:, :, ::1], float32[:, ::1], boolean[::1], int64[::1], int64[:, ::1]))"
+         "(uint8[:, :, ::1], int64[::1], int64[::1], float64, int64, int64)", nogil=True, cache=True)
+def place_windows(win, y0, x0, min_area, h, w):
+    """The object masks in their windows (win [N, a, b], 0/1, frame k's window at (y0[k], x0[k]))
+    -> (masks bool [N, h, w], centroids float32 [N, 2] (u, v), valid [N], area [N], boxes [N, 4]).
+
+    area is the window's pixel count; a frame is valid when area >= min_area, and an invalid
+    frame's mask is cleared (its centroid NaN, its box zeros). Centroids are the mean pixel column
+    and row: integer sums, then one float32 division and the window's offset, as `mask_centroids`.
+    """
+    n, a, b = win.shape
+    masks = np.zeros((n, h, w), np.bool_)
+    cent = np.full((n, 2), np.nan, np.float32)
+    valid = np.zeros(n, np.bool_)
+    area = np.zeros(n, np.int64)
+    boxes = np.zeros((n, 4), np.int64)
+    for k in range(n):
+        cnt, su, sv = 0, 0, 0
+        by0, by1, bx0, bx1 = a, 0, b, 0
+        for y in range(a):
+            for x in range(b):
+                if win[k, y, x]:
+                    cnt += 1
+                    su += x
+                    sv += y
+                    by0, by1, bx0, bx1 = min(by0, y), max(by1, y + 1), min(bx0, x), max(bx1, x + 1)
+        area[k] = cnt
+        valid[k] = cnt >= min_area
+        if not valid[k] or cnt == 0:
+            continue
+        cent[k, 0] = np.float32(su) / np.float32(cnt) + np.float32(x0[k])
+        cent[k, 1] = np.float32(sv) / np.float32(cnt) + np.float32(y0[k])
+        boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = by0 + y0[k], by1 + y0[k], bx0 + x0[k], bx1 + x0[k]
+        for y in range(by0, by1):
+            for x in range(bx0, bx1):
+                masks[k, y0[k] + y, x0[k] + x] = win[k, y, x] != 0
+    return masks, cent, valid, area, boxes

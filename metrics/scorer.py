@@ -154,8 +154,7 @@ def _load(ds, clip: dict, path: Path | None, need_plate: bool, decode: bool = Tr
         item.status, item.detail = "missing_video", "no file with this clip id as its stem"
         return item
     cid = clip["clip_id"]
-    traj = ds.trajectory(cid)
-    item.traj = {c: traj[c].to_numpy() for c in ("t", "u", "v", "visible", "in_contact", "ax", "az")}
+    item.traj = ds.trajectory_arrays(cid, ("t", "u", "v", "visible", "in_contact", "ax", "az"))
     item.gt_masks = ds.masks(cid)
     item.first_frame = ds.first_frame(cid)
     if need_plate:

@@ -71,6 +71,13 @@ def test_layout_and_schema(data):
     assert m.shape == (12, 64, 64) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 1}
     assert ds.camera(cid).fx == row["fx"]
     assert list(ds.trajectory(cid)["frame"]) == list(range(12))
+    arrays = ds.trajectory_arrays(cid, ("frame", "t", "v"))  # the scorer's read: the same rows, read-only
+    for c, a in arrays.items():
+        np.testing.assert_array_equal(a, ds.trajectory(cid)[c].to_numpy())
+        assert not a.flags.writeable
+    with pytest.raises(DatasetError, match="not in"):
+        ds.trajectory_arrays("no-such-clip", ("t",))
+    assert ds.mask_path(cid) == data / "masks" / f"{cid}.npz"
     assert len(ds.select(primitives="free_fall", splits=["test"])) == 2
     assert len(ds.manifest_sha256) == 64
     # Decoded video frames stay close to the rendered first frame (crf 10; the RGB <-> YUV 4:2:0

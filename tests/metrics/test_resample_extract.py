@@ -197,6 +197,49 @@ def test_lattice_hits_without_a_3x3_block_are_dropped():
     assert box.tolist() == [[3, 5, 2, 4], [0, 0, 0, 0]]
 
 
+def test_window_cleanup_and_placement_match_the_torch_definitions():
+    """open_close is dilate5(erode3(m)) & m, then erode3(dilate3(.)) | . (the torch morphology:
+    outside a window counts as set for erosion, unset for dilation); place_windows gives each
+    window's area, the threshold's validity, mask_centroids and mask_boxes in frame coordinates,
+    and the full-frame masks of the valid frames."""
+    from newtonbench.metrics import extract_kernels
+    from newtonbench.metrics.functional._util import dilate, erode, mask_boxes
+    from newtonbench.metrics.functional.centroid import mask_centroids
+
+    rng = np.random.default_rng(3)
+    n, a, b, h, w = 6, 15, 17, 40, 50
+    win = rng.random((n, a, b)) < 0.55  # speckle: holes, 1-px threads, blobs at the window edges
+    win[1, 2:9, 3:12] = True
+    win[1, 5, :] = True  # a thread across the window
+    win[4] = False  # nothing found
+    win[5] = False
+    win[5, 7, 7] = True  # one pixel: under the area threshold
+    m = torch.from_numpy(win)
+    opened = dilate(erode(m), 5) & m
+    want = erode(dilate(opened)) | opened
+    got = win.astype(np.uint8)
+    extract_kernels.open_close(got)
+    np.testing.assert_array_equal(got.astype(bool), want.numpy())
+    assert 0 < want.sum() < m.sum()  # the cleanup did something both ways
+    y0, x0 = np.array([0, 25, 3, 10, 7, 20]), np.array([0, 33, 20, 5, 1, 9])
+    cleaned = want.clone()
+    cleaned[5, 7, 7] = True
+    masks, cent, valid, area, boxes = extract_kernels.place_windows(cleaned.numpy().view(np.uint8), y0, x0, 2.0, h, w)
+    np.testing.assert_array_equal(area, cleaned.sum((1, 2)).numpy())
+    np.testing.assert_array_equal(valid, area >= 2)
+    assert not valid[4] and not valid[5] and valid[:4].all()
+    kept = cleaned & torch.from_numpy(valid)[:, None, None]
+    c, _ = mask_centroids(kept)
+    np.testing.assert_array_equal(cent, (c + torch.tensor(np.stack([x0, y0], 1), dtype=torch.float32)).numpy())
+    off = np.stack([y0, y0, x0, x0], 1)
+    box = mask_boxes(kept).numpy()
+    np.testing.assert_array_equal(boxes, np.where(box[:, 1:2] > 0, box + off, 0))
+    full = np.zeros((n, h, w), bool)
+    for k in range(n):
+        full[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = kept[k].numpy()
+    np.testing.assert_array_equal(masks, full)
+
+
 def _landing_scene(flicker=0.0, grey=False):
     """An object that sits at its start for 10 frames, falls for 6, and rests for the last 16
     (a plain temporal median would put it in the background twice). With `grey`, half its
