@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics.functional._util import any_set, as_float, dilate, erode
+from newtonbench.metrics.functional._util import as_float, dilate, erode
 
 log = logging.getLogger(__name__)
 
@@ -364,11 +364,13 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     there. Only components without a single 3x3 block of pixels, which the object never is when
     it has one, can be missed.
     """
+    from newtonbench.metrics import extract_kernels
+
     h, w = shape
     if small:
         return gate.windows([0] * n, [0] * n, h, w), [0] * n, [0] * n
     # every 3rd row and column, and the last ones
-    ly, lx = np.unique(np.r_[np.arange(0, h, 3), h - 1]), np.unique(np.r_[np.arange(0, w, 3), w - 1])
+    ly, lx = (np.r_[np.arange(0, s - 1, 3), s - 1] for s in (h, w))
     hits = gate.lattice(ly, lx)
     # Keep only the hits that may belong to a 3x3 block of candidates: a codec-smeared 1-px edge
     # of the scene along a lattice row is dropped (keeping too many only costs time). Hits inside
@@ -386,10 +388,8 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
         y0 = _windows(first_y, last_y, side_y, h)
         x0 = _windows(first_x, last_x, side_x, w)
         cand = gate.windows(y0, x0, side_y, side_x)
-        cand[torch.from_numpy(~found)] = False
-        core = erode(cand)
-        top, bottom = any_set(core[:, :r]).numpy(), any_set(core[:, -r:]).numpy()
-        left, right = any_set(core[:, :, :r]).numpy(), any_set(core[:, :, -r:]).numpy()
+        cand.numpy()[~found] = False
+        top, bottom, left, right = extract_kernels.core_near_edges(cand.numpy(), r).T
         grow_y = bool(((y0 > 0) & top).any() or ((y0 + side_y < h) & bottom).any())
         grow_x = bool(((x0 > 0) & left).any() or ((x0 + side_x < w) & right).any())
         if not (grow_y or grow_x):

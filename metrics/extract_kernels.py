@@ -274,3 +274,28 @@ def place_windows(win, y0, x0, min_area, h, w):
             for x in range(bx0, bx1):
                 masks[k, y0[k] + y, x0[k] + x] = win[k, y, x] != 0
     return masks, cent, valid, area, boxes
+
+
+@nb.njit("boolean[:, ::1](boolean[:, :, ::1], int64)", nogil=True, cache=True)
+def core_near_edges(cand, r):
+    """Per frame of the windows cand [N, a, b], whether the 3x3-eroded candidates (outside the
+    window counts as set, as the torch erosion) have a pixel within r px of the window's top,
+    bottom, left and right edge: bool [N, 4]. Only the r-px bands are read."""
+    n, a, b = cand.shape
+    out = np.zeros((n, 4), np.bool_)
+    for k in range(n):
+        for y in range(a):
+            band_y = y < r or y >= a - r
+            for x in range(b):
+                if not (band_y or x < r or x >= b - r) or not cand[k, y, x]:
+                    continue
+                core = True
+                for yy in range(max(y - 1, 0), min(y + 2, a)):
+                    for xx in range(max(x - 1, 0), min(x + 2, b)):
+                        core &= cand[k, yy, xx]
+                if core:
+                    out[k, 0] |= y < r
+                    out[k, 1] |= y >= a - r
+                    out[k, 2] |= x < r
+                    out[k, 3] |= x >= b - r
+    return out

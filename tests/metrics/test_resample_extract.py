@@ -240,6 +240,25 @@ def test_window_cleanup_and_placement_match_the_torch_definitions():
     np.testing.assert_array_equal(masks, full)
 
 
+def test_core_near_edges_matches_the_eroded_bands():
+    """The windows' grow test: whether the 3x3-eroded candidates reach into the r-px band along
+    each edge, as torch's erosion (outside counts as set) and a max over the band give it."""
+    from newtonbench.metrics import extract_kernels
+    from newtonbench.metrics.functional._util import any_set, erode
+
+    rng = np.random.default_rng(4)
+    cand = rng.random((40, 14, 16)) < 0.6
+    cand[0] = False
+    cand[1, 5:9, 6:10] = True  # a block clear of every band
+    cand[1, :5] = cand[1, -5:] = cand[1, :, :5] = cand[1, :, -5:] = False
+    core = erode(torch.from_numpy(cand))
+    r = 5
+    want = torch.stack([any_set(core[:, :r]), any_set(core[:, -r:]), any_set(core[:, :, :r]),
+                        any_set(core[:, :, -r:])], 1).numpy()
+    np.testing.assert_array_equal(extract_kernels.core_near_edges(cand, r), want)
+    assert want.any() and not want.all() and not want[:2].any()
+
+
 def _landing_scene(flicker=0.0, grey=False):
     """An object that sits at its start for 10 frames, falls for 6, and rests for the last 16
     (a plain temporal median would put it in the background twice). With `grey`, half its
