@@ -196,24 +196,27 @@ def confirm_hits(frames, bg, scale, shift, thr2, hits, ly, lx):
 
 
 @nb.njit(inline="always")
-def _morph(src, dst, tmp, r, dilation):
-    """dst = the (2r+1) x (2r+1) square dilation (OR; outside the image unset) or erosion (AND;
-    outside set) of the 2-D 0/1 array src, separably through tmp, as the torch kernels define them."""
+def _morph_pass(src, dst, r, dilation, dy, dx):
+    """One separable pass: dst[y, x] = OR (dilation; outside the image unset) or AND (erosion;
+    outside set) of src over the 2r + 1 pixels through (y, x) along the step (dy, dx)."""
     a, b = src.shape
+    fill = np.uint8(0 if dilation else 1)
     for y in range(a):
         for x in range(b):
-            acc = np.uint8(0) if dilation else np.uint8(1)
-            for yy in range(y - r, y + r + 1):
-                v = src[yy, x] if 0 <= yy < a else np.uint8(0 if dilation else 1)
-                acc = (acc | v) if dilation else (acc & v)
-            tmp[y, x] = acc
-    for y in range(a):
-        for x in range(b):
-            acc = np.uint8(0) if dilation else np.uint8(1)
-            for xx in range(x - r, x + r + 1):
-                v = tmp[y, xx] if 0 <= xx < b else np.uint8(0 if dilation else 1)
+            acc = fill
+            for d in range(-r, r + 1):
+                yy, xx = y + d * dy, x + d * dx
+                v = src[yy, xx] if 0 <= yy < a and 0 <= xx < b else fill
                 acc = (acc | v) if dilation else (acc & v)
             dst[y, x] = acc
+
+
+@nb.njit(inline="always")
+def _morph(src, dst, tmp, r, dilation):
+    """dst = the (2r+1) x (2r+1) square dilation or erosion of the 2-D 0/1 array src, as the torch
+    kernels define them (down the columns into tmp, then along the rows)."""
+    _morph_pass(src, tmp, r, dilation, 1, 0)
+    _morph_pass(tmp, dst, r, dilation, 0, 1)
 
 
 @nb.njit("void(uint8[:, :, ::1])", nogil=True, cache=True)
