@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -12,6 +15,15 @@ def as_float(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     if x.dtype == torch.uint8:
         return x.to(dtype or torch.float32).div_(255.0)
     return x if dtype is None else x.to(dtype)
+
+
+def mask_bytes(mask: Tensor) -> np.ndarray:
+    """[..., H, W] masks as the compiled CPU kernels take them: a C-contiguous uint8 NumPy array
+    [N, H, W] of 0 and 1 (N the product of the leading dims); no copy for a contiguous CPU bool
+    tensor."""
+    h, w = mask.shape[-2:]
+    n = math.prod(mask.shape[:-2])
+    return mask.to(torch.bool).cpu().reshape(n, h, w).contiguous().view(torch.uint8).numpy()
 
 
 def masked_mean(x: Tensor, valid: Tensor, dim) -> Tensor:

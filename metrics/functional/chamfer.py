@@ -20,7 +20,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from newtonbench.metrics.functional._util import count_set, crop_windows, erode, frame_windows, masked_mean
+from newtonbench.metrics.functional._util import (
+    count_set,
+    crop_windows,
+    erode,
+    frame_windows,
+    mask_bytes,
+    masked_mean,
+)
 
 # Upper bound on the elements of one pairwise-distance block (float32: 64 MiB). Frames are processed
 # in groups under this bound: a memory limit, not a per-frame loop (one group in the usual case).
@@ -71,9 +78,7 @@ def _per_frame_compiled(pred: Tensor, target: Tensor) -> Tensor:
     """The CPU kernel: one compiled loop over each frame's pixels (metrics.functional.mask_kernels)."""
     from newtonbench.metrics.functional.mask_kernels import chamfer_frames
 
-    h, w = pred.shape[-2:]
-    p, g = (x.to(torch.bool).reshape(-1, h, w).contiguous().view(torch.uint8).numpy() for x in (pred, target))
-    return torch.from_numpy(chamfer_frames(p, g)).to(torch.float32).reshape(pred.shape[:-2])
+    return torch.from_numpy(chamfer_frames(mask_bytes(pred), mask_bytes(target))).to(torch.float32).reshape(pred.shape[:-2])
 
 
 def _per_frame_torch(pred: Tensor, target: Tensor) -> Tensor:

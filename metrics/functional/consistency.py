@@ -38,6 +38,7 @@ from newtonbench.metrics.functional._util import (
     dilate,
     erode,
     frame_windows,
+    mask_bytes,
     masked_mean,
 )
 
@@ -94,7 +95,7 @@ def _frame_stats_compiled(frames: Tensor, m: Tensor, dtype: torch.dtype) -> tupl
         frames = frames.to(torch.float32)
     # channels last: the decoder's layout, which the scorer's crops keep (then no copy)
     f = frames.permute(0, 1, 3, 4, 2).reshape(b * t, h, w, c).contiguous().numpy()
-    area, chroma, bg = consistency_stats(f, m.reshape(b * t, h, w).contiguous().view(torch.uint8).numpy(), t, unit)
+    area, chroma, bg = consistency_stats(f, mask_bytes(m), t, unit)
     area = torch.from_numpy(area).reshape(b, t)
     mu = torch.from_numpy(chroma).to(dtype).reshape(b, t, c)
     return area, mu, torch.from_numpy(bg).to(dtype).reshape(b, t)[:, 1:]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from newtonbench.metrics.functional._util import count_set, masked_mean
+from newtonbench.metrics.functional._util import count_set, mask_bytes, masked_mean
 
 
 def mask_iou_per_frame(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -27,8 +27,7 @@ def _overlap_compiled(p: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
     (metrics.functional.mask_kernels), not four tensor ops."""
     from newtonbench.metrics.functional.mask_kernels import overlap_counts
 
-    h, w = p.shape[-2:]
-    inter, union = overlap_counts(*(x.reshape(-1, h, w).contiguous().view(torch.uint8).numpy() for x in (p, g)))
+    inter, union = overlap_counts(mask_bytes(p), mask_bytes(g))
     return torch.from_numpy(inter).reshape(p.shape[:-2]), torch.from_numpy(union).reshape(p.shape[:-2])
 
 

@@ -1,5 +1,6 @@
-"""The mask metrics' per-pixel loops on a CPU, compiled with numba: what `chamfer` and `consistency`
-run for CPU tensors (other devices run their torch ops; both agree with the NumPy references).
+"""The mask metrics' per-pixel loops on a CPU, compiled with numba: what `chamfer`, `iou` and
+`consistency` run for CPU tensors (other devices run their torch ops; both agree with the NumPy
+references). Masks come in as `_util.mask_bytes` makes them.
 
 The scorer hands these kernels one clip's crop (32 frames of ~23,000 pixels on the bench, the
 object ~700 of them): as torch ops every step of chamfer, iou and consistency is a pass over a
