@@ -34,10 +34,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-
-# numba's compiled loops (~0.25 s to load): this module is imported only by what extracts (the
-# scorer, `score`, the demo), and those import it lazily, so other commands and `--help` never load it
-from newtonbench.metrics import extract_kernels
 from newtonbench.metrics.functional._util import as_float, dilate, erode, mask_bytes
 
 log = logging.getLogger(__name__)
@@ -112,6 +108,12 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     under the threshold's resolution. Iteratively reweighted: the object (and anything else that
     moved) drops out of the next pass (see `extract_kernels.drift_fit`).
     """
+    # imported where used, as in the other functions here: loading numba and the compiled kernels
+    # takes ~0.25 s, which the package's other commands (and `--help`) need not pay. (A module-level
+    # import measured 1.7 -> 3.3 ms a clip more in the mask metrics' torch glue, reproducibly,
+    # for a reason not found: see the README's speed section.)
+    from newtonbench.metrics import extract_kernels
+
     n, c, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
     g, o, sigma = extract_kernels.drift_fit(_channels_last(frames), _channels_last(bg), _unit(frames), stride,
@@ -184,6 +186,8 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     the benchmark's first frame; background: [3, H, W] the clean plate (plate mode). Images are
     float in [0, 1], or uint8.
     """
+    from newtonbench.metrics import extract_kernels
+
     n, _, h, w = frames.shape
     if config.mode == "sam2":
         win, y0, x0 = _sam2_masks(as_float(frames), first_mask, config), [0] * n, [0] * n
@@ -309,6 +313,8 @@ class _Gate:
         self.strong2 = np.float32(strong * strong)
 
     def _tiles(self, frame_of: np.ndarray, rows: np.ndarray, cols: np.ndarray, palette: bool = True) -> Tensor:
+        from newtonbench.metrics import extract_kernels
+
         out = extract_kernels.foreground(self.frames, self.bg, self.scale, self.shift, self.thr2, self.pal,
                                          self.strong2, np.ascontiguousarray(frame_of, np.int64),
                                          np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64),
@@ -329,6 +335,8 @@ class _Gate:
     def confirm(self, hits: Tensor, ly: np.ndarray, lx: np.ndarray) -> np.ndarray:
         """Drops the lattice hits (at rows ly, columns lx) without a 3x3 block of foreground pixels
         in their 5x5 neighbourhood, in place; returns the boxes of the rest (`extract_kernels.confirm_hits`)."""
+        from newtonbench.metrics import extract_kernels
+
         return extract_kernels.confirm_hits(self.frames, self.bg, self.scale, self.shift, self.thr2, hits.numpy(),
                                             np.ascontiguousarray(ly, np.int64), np.ascontiguousarray(lx, np.int64))
 
@@ -358,6 +366,8 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     there. Only components without a single 3x3 block of pixels, which the object never is when
     it has one, can be missed.
     """
+    from newtonbench.metrics import extract_kernels
+
     h, w = shape
     if small:
         return gate.windows([0] * n, [0] * n, h, w), [0] * n, [0] * n
@@ -395,6 +405,8 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`), and the other
     images, on the CPU (`extract` moves them there). Returns the object masks in one window per
     frame, bool [N, a, b], and the windows' top-left corners y0, x0."""
+    from newtonbench.metrics import extract_kernels
+
     n, _, h, w = frames.shape
     if config.mode == "plate":
         if background is None:
