@@ -292,25 +292,24 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"
     times = times[:n_keep]
     frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8 when already at (h, w)
-    gt_u8 = torch.as_tensor(item.gt_masks, device=device)  # uint8 {0, 1}; bool only where cropped
+    gt = torch.as_tensor(item.gt_masks, device=device).to(torch.bool)
     # uint8 at the benchmark's size, as the frames: the extractor converts what it reads
     first_frame = bench_grid_frames(item.first_frame[None], (h, w), device)[0]
     bg = bench_grid_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
-    ex = extract(frames, gt_u8[0].to(torch.bool), first_frame, bg, extract_cfg)
+    ex = extract(frames, gt[0], first_frame, bg, extract_cfg)
     if not bool(ex.valid[0]):
-        return "object_not_found", f"object area {int(ex.area[0])} px in the first frame, ground truth {int((gt_u8[0] != 0).sum())} px"
+        return "object_not_found", f"object area {int(ex.area[0])} px in the first frame, ground truth {int(count_set(gt[0]))} px"
 
     pred_c, pred_ok = interpolate_track(times, ex.centroids.to(torch.float64), ex.valid, bench_times, fps)
     near = nearest_frames(times, bench_times)
     mask_ok = ex.valid[near] & present
-    # The ground truth's masks are read in their bounding box over all frames (not the frame).
-    gy0, gy1, gx0, gx1 = mask_boxes(gt_u8.amax(0)).tolist()
-    gt_seen = gy1 > 0
+    gt_c, gt_ok = mask_centroids(gt, torch.float64)
+    # the box of the ground truth's object over all frames
+    gt_boxes = mask_boxes(gt)[gt_ok]
+    gt_seen = len(gt_boxes) > 0
     if gt_seen:
-        gt_c, gt_ok = mask_centroids(gt_u8[:, gy0:gy1, gx0:gx1].to(torch.bool), torch.float64)
-        gt_c = gt_c + torch.tensor([gx0, gy0], dtype=torch.float64, device=device)
-    else:
-        gt_c, gt_ok = mask_centroids(gt_u8[:, :1, :1] != 0, torch.float64)
+        gy0, gy1, gx0, gx1 = (int(gt_boxes[:, 0].min()), int(gt_boxes[:, 1].max()), int(gt_boxes[:, 2].min()),
+                              int(gt_boxes[:, 3].max()))
     segments, window = _segments_and_window(item.traj, clip)
     depth_eff = float(clip["motion_plane_depth_m"]) / _silhouette_gain(item.traj, gt_c, gt_ok, window)
     idx = np.flatnonzero(window)
@@ -341,11 +340,14 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     y0, y1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=8, min_side=32)
     x0, x1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=8, min_side=32)
     # crop first, then pick frames: never a full-size copy of the clip
-    # index_select on dim 0, not advanced indexing: several times faster on these strided crops
-    pred_masks = ex.masks[:, y0:y1, x0:x1].index_select(0, near) & present[:, None, None]
+    # index_select on dim 0, not advanced indexing: several times faster on these strided crops;
+    # uncovered times cleared in place (a broadcast `& present[:, None, None]` cost 15x the copy)
+    pred_masks = ex.masks[:, y0:y1, x0:x1].index_select(0, near)
+    if not bool(present.all()):
+        pred_masks[~present] = False
     prepared = _Prepared(
         clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
-        pred_masks=pred_masks, mask_ok=mask_ok, gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt_u8[:, y0:y1, x0:x1].to(torch.bool), size=(h, w),
+        pred_masks=pred_masks, mask_ok=mask_ok, gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt[:, y0:y1, x0:x1].contiguous(), size=(h, w),
         segments=torch.as_tensor(segments, device=device),
         fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,
     )
@@ -364,8 +366,8 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         pc = ex.centroids[pred_idx].to(torch.float64)
         prepared.pisa = {
             "l2": pisa_l2(pc[None], gt_c[gt_idx][None], (ex.valid[pred_idx] & gt_ok[gt_idx])[None], h),
-            "chamfer": pisa_chamfer(ex.masks[pred_idx][None], (gt_u8[gt_idx] != 0)[None]),
-            "iou": pisa_iou(ex.masks[pred_idx][None], (gt_u8[gt_idx] != 0)[None]),
+            "chamfer": pisa_chamfer(ex.masks[pred_idx][None], gt[gt_idx][None]),
+            "iou": pisa_iou(ex.masks[pred_idx][None], gt[gt_idx][None]),
         }
     # The mask metrics read only this clip's crop: computed here, in the worker thread, so that the
     # clips' kernels run in parallel (in the main thread they were most of its time and the run

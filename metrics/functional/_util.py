@@ -81,6 +81,17 @@ def mask_boxes(mask: Tensor) -> Tensor:
     (half-open); zeros where a mask is empty."""
     if mask.numel() == 0:
         return torch.zeros(*mask.shape[:-2], 4, dtype=torch.long, device=mask.device)
+    return (_boxes_compiled if mask.device.type == "cpu" else _boxes_torch)(mask)
+
+
+def _boxes_compiled(mask: Tensor) -> Tensor:
+    """On a CPU: one compiled pass per mask (`mask_kernels.moments`), not a dozen tensor ops."""
+    from newtonbench.metrics.functional.mask_kernels import moments
+
+    return torch.from_numpy(moments(mask_bytes(mask))[:, 3:]).reshape(*mask.shape[:-2], 4)
+
+
+def _boxes_torch(mask: Tensor) -> Tensor:
     # maxima, not torch's bool any() (much slower on a CPU); argmax needs numbers, not bools
     m = mask.to(torch.bool)
     rows, cols = any_set(m, 1).view(torch.uint8), m.view(torch.uint8).amax(-2)  # [..., H], [..., W]

@@ -1,5 +1,5 @@
-"""The mask metrics' per-pixel loops on a CPU, compiled with numba: what `chamfer`, `iou` and
-`consistency` run for CPU tensors (other devices run their torch ops; both agree with the NumPy
+"""The mask metrics' per-pixel loops on a CPU, compiled with numba: what `chamfer`, `iou`,
+`consistency`, `mask_centroids` and `mask_boxes` run for CPU tensors (other devices run their torch ops; both agree with the NumPy
 references). Masks come in as `_util.mask_bytes` makes them.
 
 The scorer hands these kernels one clip's crop (32 frames of ~23,000 pixels on the bench, the
@@ -126,6 +126,30 @@ def chamfer_frames(p, g):
         s_p = _directed_sum(p, g, k, y0, y1, x0, x1, h, w, col, inner, oy, ox, ey, ex, row_start)
         s_g = _directed_sum(g, p, k, y0, y1, x0, x1, h, w, col, inner, oy, ox, ey, ex, row_start)
         out[k] = s_p / n_p + s_g / n_g
+    return out
+
+
+@nb.njit(f"int64[:, ::1]({_MASKS})", nogil=True, cache=True)
+def moments(m):
+    """Per mask ([N, H, W], 0 or 1): (area, sum of x, sum of y, y0, y1, x0, x1) of its set pixels,
+    the centroid's exact integer sums and the box (half-open), all zeros for an empty mask; for
+    `mask_centroids` and `mask_boxes`. One row scan for the box, then sums inside it."""
+    n, h, w = m.shape
+    out = np.zeros((n, 7), np.int64)
+    for k in range(n):
+        y0, y1, x0, x1 = _box(m, k, h, w)
+        if y1 == 0:
+            continue
+        area, sx, sy = 0, 0, 0
+        for y in range(y0, y1):
+            r, rx = 0, 0
+            for x in range(x0, x1):
+                v = np.int64(m[k, y, x])
+                r += v
+                rx += v * x
+            area, sx, sy = area + r, sx + rx, sy + r * y
+        out[k, 0], out[k, 1], out[k, 2] = area, sx, sy
+        out[k, 3], out[k, 4], out[k, 5], out[k, 6] = y0, y1, x0, x1
     return out
 
 

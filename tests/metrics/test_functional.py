@@ -27,12 +27,14 @@ from newtonbench.metrics.functional.smoothness import smoothness
 
 @pytest.fixture(params=["compiled", "torch"])
 def backend(request, monkeypatch):
-    """The mask metrics run compiled loops for CPU tensors and torch ops on other devices: tests that
-    take this fixture check both against the references, on the CPU (the torch path is what a GPU
+    """The mask metrics, centroids and boxes run compiled loops for CPU tensors and torch ops on
+    other devices: tests that take this fixture check both against the references, on the CPU (the torch path is what a GPU
     runs; test_cuda_matches_cpu checks it there too)."""
     if request.param == "torch":
-        from newtonbench.metrics.functional import chamfer, consistency, iou
+        from newtonbench.metrics.functional import _util, centroid, chamfer, consistency, iou
 
+        monkeypatch.setattr(centroid, "_centroids_compiled", centroid._centroids_torch)
+        monkeypatch.setattr(_util, "_boxes_compiled", _util._boxes_torch)
         monkeypatch.setattr(chamfer, "_per_frame_compiled", chamfer._per_frame_torch)
         monkeypatch.setattr(consistency, "_frame_stats_compiled", consistency._frame_stats_torch)
         monkeypatch.setattr(iou, "_overlap_compiled", iou._overlap_torch)
@@ -65,7 +67,7 @@ def np_centroid(m):
     return (xs.mean(), ys.mean()) if len(xs) else (np.nan, np.nan)
 
 
-def test_centroid_matches_numpy():
+def test_centroid_matches_numpy(backend):
     rng = np.random.default_rng(0)
     m = _random_masks(rng)
     c, ok = mask_centroids(torch.from_numpy(m))
@@ -83,7 +85,7 @@ def np_box(m):
 
 
 @pytest.mark.parametrize("view", ["contiguous", "offset", "odd_width", "strided"])
-def test_boxes_and_centroids_match_numpy_on_every_layout(view):
+def test_boxes_and_centroids_match_numpy_on_every_layout(view, backend):
     # Rows are read as int64 words when the layout allows (contiguous, width a multiple of 8, an
     # aligned start), byte by byte otherwise: every layout must give the same boxes.
     rng = np.random.default_rng(7)
