@@ -34,7 +34,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError, check_range
-from newtonbench.metrics.functional._util import as_float, dilate, erode, mask_bytes
+from newtonbench.metrics import extract_kernels
+from newtonbench.metrics.functional._util import (
+    as_float,
+    channels_last,
+    dilate,
+    erode,
+    mask_bytes,
+    value_unit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,31 +116,12 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     under the threshold's resolution. Iteratively reweighted: the object (and anything else that
     moved) drops out of the next pass (see `extract_kernels.drift_fit`).
     """
-    # imported where used, as in the other functions here: loading numba and the compiled kernels
-    # takes ~0.25 s, which the package's other commands (and `--help`) need not pay. (A module-level
-    # import measured 1.7 -> 3.3 ms a clip more in the mask metrics' torch glue, reproducibly,
-    # for a reason not found: see the README's speed section.)
-    from newtonbench.metrics import extract_kernels
-
     n, c, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
-    g, o, sigma = extract_kernels.drift_fit(_channels_last(frames), _channels_last(bg), _unit(frames), stride,
+    g, o, sigma = extract_kernels.drift_fit(channels_last(frames), channels_last(bg), value_unit(frames), stride,
                                             iters, 0.03)
     g, o = (torch.from_numpy(v).to(torch.float32).reshape(n, c, 1, 1) for v in (g, o))
     return g, o, torch.from_numpy(sigma).to(torch.float32)
-
-
-def _channels_last(x: Tensor) -> np.ndarray:
-    """CPU frames [N, 3, H, W] or an image [3, H, W] as a C-contiguous NumPy array with the colour
-    last, uint8 or float32 (the kernels' types): the decoder's layout, which `bench_grid_frames` and
-    `to_float_frames` keep, so for frames usually a view (no copy)."""
-    x = x.detach().movedim(-3, -1)
-    return (x if x.dtype in (torch.uint8, torch.float32) else x.to(torch.float32)).contiguous().numpy()
-
-
-def _unit(frames: Tensor) -> float:
-    """What 1.0 is in the frames' values: 255 for uint8, 1 for floats in [0, 1]."""
-    return 255.0 if frames.dtype == torch.uint8 else 1.0
 
 
 def _object_components(cand: np.ndarray) -> np.ndarray:
@@ -186,8 +175,6 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     the benchmark's first frame; background: [3, H, W] the clean plate (plate mode). Images are
     float in [0, 1], or uint8.
     """
-    from newtonbench.metrics import extract_kernels
-
     n, _, h, w = frames.shape
     if config.mode == "sam2":
         win, y0, x0 = _sam2_masks(as_float(frames), first_mask, config), [0] * n, [0] * n
@@ -303,18 +290,16 @@ class _Gate:
     def __init__(self, frames: Tensor, bg: Tensor, g: Tensor, o: Tensor, thr: Tensor, pal: Tensor, strong: float):
         n = frames.shape[0]
         self.n, self.size = n, tuple(frames.shape[-2:])
-        self.frames = _channels_last(frames)  # [N, H, W, 3], uint8 (from bench_grid_frames) or float32
-        self.bg = _channels_last(bg)  # [H, W, 3] float32
+        self.frames = channels_last(frames)  # [N, H, W, 3], uint8 (from bench_grid_frames) or float32
+        self.bg = channels_last(bg)  # [H, W, 3] float32
         g, o = g.reshape(n, -1), o.reshape(n, -1)
-        self.scale = (1.0 / (g * _unit(frames))).to(torch.float32).numpy()
+        self.scale = (1.0 / (g * value_unit(frames))).to(torch.float32).numpy()
         self.shift = (-o / g).to(torch.float32).numpy()
         self.thr2 = thr.square().reshape(n).to(torch.float32).numpy()
         self.pal = pal.to(torch.float32).contiguous().numpy()
         self.strong2 = np.float32(strong * strong)
 
     def _tiles(self, frame_of: np.ndarray, rows: np.ndarray, cols: np.ndarray, palette: bool = True) -> Tensor:
-        from newtonbench.metrics import extract_kernels
-
         out = extract_kernels.foreground(self.frames, self.bg, self.scale, self.shift, self.thr2, self.pal,
                                          self.strong2, np.ascontiguousarray(frame_of, np.int64),
                                          np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64),
@@ -335,8 +320,6 @@ class _Gate:
     def confirm(self, hits: Tensor, ly: np.ndarray, lx: np.ndarray) -> np.ndarray:
         """Drops the lattice hits (at rows ly, columns lx) without a 3x3 block of foreground pixels
         in their 5x5 neighbourhood, in place; returns the boxes of the rest (`extract_kernels.confirm_hits`)."""
-        from newtonbench.metrics import extract_kernels
-
         return extract_kernels.confirm_hits(self.frames, self.bg, self.scale, self.shift, self.thr2, hits.numpy(),
                                             np.ascontiguousarray(ly, np.int64), np.ascontiguousarray(lx, np.int64))
 
@@ -366,8 +349,6 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     there. Only components without a single 3x3 block of pixels, which the object never is when
     it has one, can be missed.
     """
-    from newtonbench.metrics import extract_kernels
-
     h, w = shape
     if small:
         return gate.windows([0] * n, [0] * n, h, w), [0] * n, [0] * n
@@ -405,8 +386,6 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`), and the other
     images, on the CPU (`extract` moves them there). Returns the object masks in one window per
     frame, bool [N, a, b], and the windows' top-left corners y0, x0."""
-    from newtonbench.metrics import extract_kernels
-
     n, _, h, w = frames.shape
     if config.mode == "plate":
         if background is None:

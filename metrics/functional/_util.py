@@ -17,6 +17,19 @@ def as_float(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     return x if dtype is None else x.to(dtype)
 
 
+def value_unit(x: Tensor) -> float:
+    """What 1.0 is in an image's values: 255 for uint8, 1 for floats in [0, 1]."""
+    return 255.0 if x.dtype == torch.uint8 else 1.0
+
+
+def channels_last(x: Tensor, dtypes=(torch.uint8, torch.float32)) -> np.ndarray:
+    """CPU images [..., C, H, W] as a C-contiguous NumPy array [..., H, W, C], the compiled kernels'
+    layout (the decoder's, which `bench_grid_frames` and the scorer's crops keep, so usually a view,
+    no copy); values of a type outside `dtypes` (the kernels' types) as float32."""
+    x = x.detach().movedim(-3, -1)
+    return (x if x.dtype in dtypes else x.to(torch.float32)).contiguous().numpy()
+
+
 def mask_bytes(mask: Tensor) -> np.ndarray:
     """[..., H, W] masks as the compiled CPU kernels take them: a C-contiguous uint8 NumPy array
     [N, H, W] of 0 and 1 (N the product of the leading dims); no copy for a contiguous CPU bool
@@ -84,11 +97,17 @@ def mask_boxes(mask: Tensor) -> Tensor:
     return (_boxes_compiled if mask.device.type == "cpu" else _boxes_torch)(mask)
 
 
-def _boxes_compiled(mask: Tensor) -> Tensor:
-    """On a CPU: one compiled pass per mask (`mask_kernels.moments`), not a dozen tensor ops."""
+def moments_compiled(mask: Tensor) -> Tensor:
+    """int64 [..., 7] per [..., H, W] mask on a CPU: (area, sum of x, sum of y, y0, y1, x0, x1) of its
+    set pixels, from one compiled pass (`mask_kernels.moments`); what `mask_centroids`, `mask_boxes`
+    and `count_set` read there instead of a dozen tensor ops each."""
     from newtonbench.metrics.functional.mask_kernels import moments
 
-    return torch.from_numpy(moments(mask_bytes(mask))[:, 3:]).reshape(*mask.shape[:-2], 4)
+    return torch.from_numpy(moments(mask_bytes(mask))).reshape(*mask.shape[:-2], 7)
+
+
+def _boxes_compiled(mask: Tensor) -> Tensor:
+    return moments_compiled(mask)[..., 3:]
 
 
 def _boxes_torch(mask: Tensor) -> Tensor:
@@ -135,14 +154,21 @@ def crop_windows(x: Tensor, y0, x0, a: int, b: int) -> Tensor:
 
 
 def count_set(mask: Tensor, dims: int = 2) -> Tensor:
-    """int64 count of the set pixels of a bool mask over its last `dims` dims. A sum of a uint8
-    view into int32: torch's bool sum and count_nonzero convert or compare the whole mask first
-    (2-3x slower on a CPU). Exact below 2**31 pixels per count. Masks on a CPU counted over
-    [H, W] take the compiled pass of `mask_kernels.moments` instead: the int32 sum converts the whole
-    mask first, a temporary 4x its size, whose fresh pages cost more than the count."""
+    """int64 count of the set pixels of a bool mask over its last `dims` dims. Exact below 2**31
+    pixels per count. Over [H, W] on a CPU from the compiled moments: the torch path's int32 sum
+    converts the whole mask first, into a temporary 4x its size whose fresh pages cost more than
+    the count (the mask metrics' intermittent 1.1 ms a clip)."""
     if dims == 2 and mask.device.type == "cpu" and mask.dim() >= 2 and mask.numel():
-        from newtonbench.metrics.functional.mask_kernels import moments
+        return _count_compiled(mask)
+    return _count_torch(mask, dims)
 
-        return torch.from_numpy(moments(mask_bytes(mask))[:, 0].copy()).reshape(mask.shape[:-2])
+
+def _count_compiled(mask: Tensor) -> Tensor:
+    return moments_compiled(mask)[..., 0].clone()
+
+
+def _count_torch(mask: Tensor, dims: int = 2) -> Tensor:
+    # A sum of a uint8 view into int32: torch's bool sum and count_nonzero convert or compare the
+    # whole mask first (2-3x slower on a CPU).
     flat = mask.to(torch.bool).flatten(-dims) if dims > 1 else mask.to(torch.bool)
     return flat.view(torch.uint8).sum(-1, dtype=torch.int32).to(torch.int64)

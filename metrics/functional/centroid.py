@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from newtonbench.metrics.functional._util import mask_bytes
+from newtonbench.metrics.functional._util import moments_compiled
 
 
 def mask_centroids(masks: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
@@ -47,11 +47,9 @@ def _centroids_torch(masks: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]
 
 def _centroids_compiled(masks: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """Binary masks on a CPU: the exact integer sums from one compiled pass over each mask's box
-    (`mask_kernels.moments`), then one division in `dtype`, as the torch path (the same numbers in
+    (`_util.moments_compiled`), then one division in `dtype`, as the torch path (the same numbers in
     float64, and in float32 while the sums stay below 2**24, e.g. up to 256 x 256 images)."""
-    from newtonbench.metrics.functional.mask_kernels import moments
-
-    mom = torch.from_numpy(moments(mask_bytes(masks))).reshape(*masks.shape[:-2], 7)
+    mom = moments_compiled(masks)
     area = mom[..., 0]
     valid = area > 0
     c = mom[..., 1:3].to(dtype) / area.to(dtype).clamp_min(torch.finfo(dtype).tiny).unsqueeze(-1)

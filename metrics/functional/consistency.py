@@ -33,6 +33,7 @@ from torch import Tensor
 
 from newtonbench.metrics.functional._util import (
     as_float,
+    channels_last,
     count_set,
     crop_windows,
     dilate,
@@ -40,6 +41,7 @@ from newtonbench.metrics.functional._util import (
     frame_windows,
     mask_bytes,
     masked_mean,
+    value_unit,
 )
 
 COLOUR_SCALE = 0.1
@@ -90,12 +92,8 @@ def _frame_stats_compiled(frames: Tensor, m: Tensor, dtype: torch.dtype) -> tupl
     from newtonbench.metrics.functional.mask_kernels import consistency_stats
 
     b, t, c, h, w = frames.shape
-    unit = 255.0 if frames.dtype == torch.uint8 else 1.0
-    if frames.dtype not in (torch.uint8, torch.float32, torch.float64):
-        frames = frames.to(torch.float32)
-    # channels last: the decoder's layout, which the scorer's crops keep (then no copy)
-    f = frames.permute(0, 1, 3, 4, 2).reshape(b * t, h, w, c).contiguous().numpy()
-    area, chroma, bg = consistency_stats(f, mask_bytes(m), t, unit)
+    f = channels_last(frames.reshape(b * t, c, h, w), (torch.uint8, torch.float32, torch.float64))
+    area, chroma, bg = consistency_stats(f, mask_bytes(m), t, value_unit(frames))
     area = torch.from_numpy(area).reshape(b, t)
     mu = torch.from_numpy(chroma).to(dtype).reshape(b, t, c)
     return area, mu, torch.from_numpy(bg).to(dtype).reshape(b, t)[:, 1:]

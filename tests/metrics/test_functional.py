@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from newtonbench.metrics.functional._util import mask_boxes
+from newtonbench.metrics.functional._util import count_set, mask_boxes
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance, chamfer_per_frame
 from newtonbench.metrics.functional.consistency import consistency, consistency_terms
@@ -27,7 +27,7 @@ from newtonbench.metrics.functional.smoothness import smoothness
 
 @pytest.fixture(params=["compiled", "torch"])
 def backend(request, monkeypatch):
-    """The mask metrics, centroids and boxes run compiled loops for CPU tensors and torch ops on
+    """The mask metrics, centroids, boxes and counts run compiled loops for CPU tensors and torch ops on
     other devices: tests that take this fixture check both against the references, on the CPU (the torch path is what a GPU
     runs; test_cuda_matches_cpu checks it there too)."""
     if request.param == "torch":
@@ -35,6 +35,7 @@ def backend(request, monkeypatch):
 
         monkeypatch.setattr(centroid, "_centroids_compiled", centroid._centroids_torch)
         monkeypatch.setattr(_util, "_boxes_compiled", _util._boxes_torch)
+        monkeypatch.setattr(_util, "_count_compiled", _util._count_torch)
         monkeypatch.setattr(chamfer, "_per_frame_compiled", chamfer._per_frame_torch)
         monkeypatch.setattr(consistency, "_frame_stats_compiled", consistency._frame_stats_torch)
         monkeypatch.setattr(iou, "_overlap_compiled", iou._overlap_torch)
@@ -85,7 +86,7 @@ def np_box(m):
 
 
 @pytest.mark.parametrize("view", ["contiguous", "offset", "odd_width", "strided"])
-def test_boxes_and_centroids_match_numpy_on_every_layout(view, backend):
+def test_boxes_counts_and_centroids_match_numpy_on_every_layout(view, backend):
     # Rows are read as int64 words when the layout allows (contiguous, width a multiple of 8, an
     # aligned start), byte by byte otherwise: every layout must give the same boxes.
     rng = np.random.default_rng(7)
@@ -101,6 +102,8 @@ def test_boxes_and_centroids_match_numpy_on_every_layout(view, backend):
         assert m.storage_offset() % 8 != 0 and m.is_contiguous()
     ref = m.numpy()
     np.testing.assert_array_equal(mask_boxes(m).numpy(), [np_box(f) for f in ref])
+    np.testing.assert_array_equal(count_set(m).numpy(), ref.sum((1, 2)))
+    np.testing.assert_array_equal(count_set(m[None]).numpy(), ref.sum((1, 2))[None])  # leading dims kept
     for masks in (m, m.to(torch.uint8), m.to(torch.float64)):
         c, ok = mask_centroids(masks, torch.float64)
         for k, f in enumerate(ref):
