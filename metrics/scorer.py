@@ -29,7 +29,7 @@ from newtonbench.atomic import atomic_path, write_json
 from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError, check_range
 from newtonbench.metrics import info
 from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract
-from newtonbench.metrics.functional._util import count_set, mask_boxes
+from newtonbench.metrics.functional._util import count_set
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance
 from newtonbench.metrics.functional.consistency import consistency
@@ -140,7 +140,8 @@ class _Loaded:
     frames: np.ndarray | None = None  # uint8 [N, h, w, 3]
     times: np.ndarray | None = None
     fps: float = 0.0
-    gt_masks: np.ndarray | None = None
+    gt_masks: np.ndarray | None = None  # uint8 [T, y1 - y0, x1 - x0]: inside gt_box (Dataset.mask_box)
+    gt_box: tuple[int, int, int, int] = (0, 0, 0, 0)  # (y0, y1, x0, x1): the object over all frames
     background: np.ndarray | None = None
     first_frame: np.ndarray | None = None
     traj: dict | None = None
@@ -155,7 +156,7 @@ def _load(ds, clip: dict, path: Path | None, need_plate: bool, decode: bool = Tr
         return item
     cid = clip["clip_id"]
     item.traj = ds.trajectory_arrays(cid, ("t", "u", "v", "visible", "in_contact", "ax", "az"))
-    item.gt_masks = ds.masks(cid)
+    item.gt_masks, item.gt_box = ds.mask_box(cid)
     item.first_frame = ds.first_frame(cid)
     if need_plate:
         item.background = ds.background(cid)
@@ -292,11 +293,17 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"
     times = times[:n_keep]
     frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8 when already at (h, w)
-    gt = torch.as_tensor(item.gt_masks, device=device).to(torch.bool)
+    # The ground truth's masks inside the object's box over all frames (uint8 0/1, viewed as bool):
+    # every use below reads only that box; the first mask is placed on the whole image.
+    gy0, gy1, gx0, gx1 = item.gt_box
+    gt = torch.as_tensor(item.gt_masks, device=device).view(torch.bool)
+    gt_seen = gy1 > gy0
+    first_mask = torch.zeros(h, w, dtype=torch.bool, device=device)
+    first_mask[gy0:gy1, gx0:gx1] = gt[0]
     # uint8 at the benchmark's size, as the frames: the extractor converts what it reads
     first_frame = bench_grid_frames(item.first_frame[None], (h, w), device)[0]
     bg = bench_grid_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
-    ex = extract(frames, gt[0], first_frame, bg, extract_cfg)
+    ex = extract(frames, first_mask, first_frame, bg, extract_cfg)
     if not bool(ex.valid[0]):
         return "object_not_found", f"object area {int(ex.area[0])} px in the first frame, ground truth {int(count_set(gt[0]))} px"
 
@@ -304,12 +311,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     near = nearest_frames(times, bench_times)
     mask_ok = ex.valid[near] & present
     gt_c, gt_ok = mask_centroids(gt, torch.float64)
-    # the box of the ground truth's object over all frames
-    gt_boxes = mask_boxes(gt)[gt_ok]
-    gt_seen = len(gt_boxes) > 0
-    if gt_seen:
-        gy0, gy1, gx0, gx1 = (int(gt_boxes[:, 0].min()), int(gt_boxes[:, 1].max()), int(gt_boxes[:, 2].min()),
-                              int(gt_boxes[:, 3].max()))
+    gt_c += gt_c.new_tensor([gx0, gy0])  # from the box's pixels to the image's
     segments, window = _segments_and_window(item.traj, clip)
     depth_eff = float(clip["motion_plane_depth_m"]) / _silhouette_gain(item.traj, gt_c, gt_ok, window)
     idx = np.flatnonzero(window)
@@ -347,7 +349,8 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         pred_masks[~present] = False
     prepared = _Prepared(
         clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
-        pred_masks=pred_masks, mask_ok=mask_ok, gt_c=gt_c, gt_ok=gt_ok, gt_masks=gt[:, y0:y1, x0:x1].contiguous(), size=(h, w),
+        pred_masks=pred_masks, mask_ok=mask_ok, gt_c=gt_c, gt_ok=gt_ok, gt_masks=_place(gt, item.gt_box, (y0, y1, x0, x1)),
+        size=(h, w),
         segments=torch.as_tensor(segments, device=device),
         fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,
     )
@@ -364,6 +367,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         pred_idx = pred_idx[pred_idx < n_keep].to(device)
         gt_idx = gt_idx[: len(pred_idx)].to(device)
         pc = ex.centroids[pred_idx].to(torch.float64)
+        gt = _place(gt, item.gt_box, (0, h, 0, w))  # PISA's definitions read whole frames
         prepared.pisa = {
             "l2": pisa_l2(pc[None], gt_c[gt_idx][None], (ex.valid[pred_idx] & gt_ok[gt_idx])[None], h),
             "chamfer": pisa_chamfer(ex.masks[pred_idx][None], gt[gt_idx][None]),
@@ -378,6 +382,15 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, near).permute(0, 3, 1, 2)
     prepared.mask_metrics = _mask_metrics(prepared, crop)
     return prepared
+
+
+def _place(masks: torch.Tensor, box: tuple[int, int, int, int], region: tuple[int, int, int, int]) -> torch.Tensor:
+    """Masks given inside `box` (y0, y1, x0, x1) as bool [T, y1 - y0, x1 - x0] on `region` of the
+    image, a region that holds the box."""
+    (y0, y1, x0, x1), (ry0, ry1, rx0, rx1) = box, region
+    out = masks.new_zeros(masks.shape[0], ry1 - ry0, rx1 - rx0)
+    out[:, y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0] = masks
+    return out
 
 
 def _mask_metrics(p: _Prepared, frames: torch.Tensor) -> dict:

@@ -9,7 +9,7 @@ Every stage that consumes a benchmark (score, validate, posttrain, the demo) rea
     DATA/videos/<clip_id>.mp4           H.264
     DATA/first_frames/<clip_id>.png     conditioning image
     DATA/backgrounds/<clip_id>.png      clean background plate (the scene without the object)
-    DATA/masks/<clip_id>.npz            bit-packed object masks (`encode_masks`; format 1: key "masks")
+    DATA/masks/<clip_id>.npz            object masks, bit-packed in their box (`encode_masks`; formats 1-2 read)
 """
 
 from __future__ import annotations
@@ -184,15 +184,28 @@ class Dataset:
 
     def masks(self, clip_id: str) -> np.ndarray:
         """uint8 [T, H, W] in {0, 1}, 1 where the object is visible."""
+        crop, box, shape = self._read_masks(clip_id)
+        return expand_masks(crop, box, shape)
+
+    def mask_box(self, clip_id: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """The masks inside the object's box over all frames, uint8 [T, y1 - y0, x1 - x0] in {0, 1},
+        and that box (y0, y1, x0, x1), half-open; (0, 0, 0, 0) and an empty crop when no frame shows
+        the object. `masks` is this crop placed in an empty [T, H, W]. Format 3 stores exactly this
+        (the scorer reads it without building, or scanning, the whole frames); older formats are
+        cropped on read."""
+        crop, box, _ = self._read_masks(clip_id)
+        return crop, box
+
+    def _read_masks(self, clip_id: str):
         path = self.mask_path(clip_id)
         try:
             with np.load(path) as z:
-                m = decode_masks(z)
+                crop, box, shape = decode_masks(z)
         except (OSError, KeyError, ValueError) as e:
             raise DatasetError(f"{path}: unreadable mask file ({e})") from e
-        if m.ndim != 3 or m.dtype != np.uint8:
-            raise DatasetError(f"{path}: masks of shape {m.shape} dtype {m.dtype}; allowed: uint8 [T, H, W]")
-        return m
+        if crop.ndim != 3 or crop.dtype != np.uint8 or len(shape) != 3:
+            raise DatasetError(f"{path}: masks of shape {crop.shape} dtype {crop.dtype}; allowed: uint8 [T, H, W]")
+        return crop, box, shape
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -201,24 +214,58 @@ class Dataset:
         return f"Dataset({str(self.root)!r}, clips={len(self)})"
 
 
-def encode_masks(masks: np.ndarray) -> bytes:
-    """The mask file of one clip: npz (deflated) with "packed", the [T, H, W] masks bit-packed
-    along W (np.packbits, 8 pixels a byte), and "width", W.
+def mask_box(masks: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1), half-open, of the set pixels of [T, H, W] masks over all frames; zeros
+    when none is set."""
+    seen = masks.any(0)  # [H, W]: a reduction over the leading axis runs over contiguous rows
+    rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
+    if not len(rows):
+        return 0, 0, 0, 0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
-    Bit-packed, the masks inflate 6x faster than as one byte per pixel (0.6 vs 3.4 ms for a
-    256x256x32 clip) and the files are 2.5x smaller: the scorer reads one per clip.
+
+def encode_masks(masks: np.ndarray) -> bytes:
+    """The mask file of one clip (format 3): npz (deflated) with "packed", the [T, H, W] masks
+    inside their box over all frames, bit-packed along W (np.packbits, 8 pixels a byte); "box",
+    that box (y0, y1, x0, x1), half-open, zeros when no frame shows the object; "shape", (T, H, W).
+
+    The object covers a small part of the frame: inflating only its box is what makes the scorer's
+    read cheap (a 256x256x32 clip: 0.68 -> ~0.1 ms; zlib spent 0.38 ms re-creating zeros), and the
+    scorer works on the box without building the whole frames.
     """
+    m = np.asarray(masks) != 0
+    y0, y1, x0, x1 = mask_box(m)
     buf = io.BytesIO()
-    np.savez_compressed(buf, packed=np.packbits(np.asarray(masks) != 0, axis=-1),
-                        width=np.int64(masks.shape[-1]))
+    np.savez_compressed(buf, packed=np.packbits(m[:, y0:y1, x0:x1], axis=-1),
+                        box=np.array([y0, y1, x0, x1], np.int64), shape=np.array(m.shape, np.int64))
     return buf.getvalue()
 
 
-def decode_masks(npz) -> np.ndarray:
-    """uint8 [T, H, W] in {0, 1} from an opened mask file (this format or format 1's "masks")."""
-    if "packed" in npz:
-        return np.unpackbits(npz["packed"], axis=-1, count=int(npz["width"]))
-    return npz["masks"]
+def decode_masks(npz) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int, int]]:
+    """(crop, box, shape) from an opened mask file of any format: the uint8 masks in {0, 1} inside
+    their box over all frames, the box (y0, y1, x0, x1) and the full shape (T, H, W).
+
+    Format 3 stores them; format 2 ("packed" over the whole frame, "width") and format 1 ("masks",
+    one byte per pixel) are cropped here."""
+    if "box" in npz:
+        y0, y1, x0, x1 = (int(v) for v in npz["box"])
+        shape = tuple(int(v) for v in npz["shape"])
+        crop = np.unpackbits(npz["packed"], axis=-1, count=x1 - x0)
+        return crop.reshape(shape[0], y1 - y0, x1 - x0), (y0, y1, x0, x1), shape
+    full = np.unpackbits(npz["packed"], axis=-1, count=int(npz["width"])) if "packed" in npz else npz["masks"]
+    if full.ndim != 3:
+        raise ValueError(f"masks of shape {full.shape}; expected [T, H, W]")
+    full = (full != 0).view(np.uint8)
+    y0, y1, x0, x1 = mask_box(full)
+    return np.ascontiguousarray(full[:, y0:y1, x0:x1]), (y0, y1, x0, x1), full.shape
+
+
+def expand_masks(crop: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
+    """The full uint8 [T, H, W] masks from a crop and its box (see `decode_masks`)."""
+    y0, y1, x0, x1 = box
+    full = np.zeros(shape, np.uint8)
+    full[:, y0:y1, x0:x1] = crop
+    return full
 
 
 def open_dataset(root: str | Path) -> Dataset:

@@ -12,9 +12,10 @@ import pyarrow as pa
 
 from newtonbench.errors import InvalidValueError
 
-# 2: masks bit-packed (dataset.encode_masks). Format 1 (one byte per mask pixel) is still read.
-DATASET_FORMAT_VERSION = "2"
-READABLE_FORMAT_VERSIONS = ("1", "2")
+# 3: masks bit-packed inside the object's box over all frames (dataset.encode_masks). Still read:
+# format 2 (bit-packed over the whole frame) and format 1 (one byte per mask pixel).
+DATASET_FORMAT_VERSION = "3"
+READABLE_FORMAT_VERSIONS = ("1", "2", "3")
 RESULTS_FORMAT_VERSION = "1"
 
 PRIMITIVES = ("free_fall", "horizontal_throw", "parabolic_throw", "ramp_down", "ramp_up")

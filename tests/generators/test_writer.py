@@ -280,31 +280,54 @@ def test_rerun_reuses_clips_of_the_same_configuration_only(tmp_path):
     assert list(open_dataset(tmp_path).manifest["seed"]) == [4]
 
 
-def test_masks_are_bit_packed_and_format_1_still_reads(data, tmp_path):
+def test_masks_are_bit_packed_in_their_box_and_formats_1_2_still_read(data, tmp_path):
     import io
     import json
     import shutil
 
-    from newtonbench.dataset import decode_masks, encode_masks
+    from newtonbench.dataset import decode_masks, encode_masks, expand_masks
 
-    # a width that is not a multiple of 8, and every pattern of a byte
+    # a box whose width is not a multiple of 8, and every pattern of a byte inside it
     rng = np.random.default_rng(0)
-    m = (rng.random((3, 5, 13)) < 0.5).astype(np.uint8)
+    m = np.zeros((3, 9, 20), np.uint8)
+    m[:, 2:7, 4:17] = rng.random((3, 5, 13)) < 0.5
+    m[0, 2, 4] = m[2, 6, 16] = 1  # the box's corners are set
     with np.load(io.BytesIO(encode_masks(m))) as z:
-        assert z["packed"].shape == (3, 5, 2) and int(z["width"]) == 13
-        np.testing.assert_array_equal(decode_masks(z), m)
-    # a format-1 dataset (one byte per mask pixel, key "masks") reads back the same masks
+        assert z["packed"].shape == (3, 5, 2)
+        assert list(z["box"]) == [2, 7, 4, 17] and list(z["shape"]) == [3, 9, 20]
+        crop, box, shape = decode_masks(z)
+    assert box == (2, 7, 4, 17) and shape == (3, 9, 20)
+    np.testing.assert_array_equal(crop, m[:, 2:7, 4:17])
+    np.testing.assert_array_equal(expand_masks(crop, box, shape), m)
+    # no frame shows the object: an empty box, and all-zero masks back
+    with np.load(io.BytesIO(encode_masks(np.zeros((2, 4, 5), np.uint8)))) as z:
+        crop, box, shape = decode_masks(z)
+    assert box == (0, 0, 0, 0) and crop.shape == (2, 0, 0)
+    np.testing.assert_array_equal(expand_masks(crop, box, shape), np.zeros((2, 4, 5), np.uint8))
+
+    cid = "free_fall-test-id-000000"
+    ds = open_dataset(data)
+    want = ds.masks(cid)
+    crop, (y0, y1, x0, x1) = ds.mask_box(cid)
+    assert want.any() and not want[:, :y0].any() and not want[:, y1:].any()
+    assert want[:, y0].any() and want[:, y1 - 1].any() and want[:, :, x0].any() and want[:, :, x1 - 1].any()
+    np.testing.assert_array_equal(crop, want[:, y0:y1, x0:x1])
+    # format-2 (bit-packed over the whole frame) and format-1 (one byte per pixel, key "masks")
+    # datasets read back the same masks, and the same box
     old = tmp_path / "old"
     shutil.copytree(data, old)
     info = json.loads((old / "dataset.json").read_text())
-    assert info["format_version"] == "2"
-    info["format_version"] = "1"
-    (old / "dataset.json").write_text(json.dumps(info))
-    cid = "free_fall-test-id-000000"
-    want = open_dataset(data).masks(cid)
-    np.savez_compressed(old / "masks" / f"{cid}.npz", masks=want)
-    np.testing.assert_array_equal(open_dataset(old).masks(cid), want)
+    assert info["format_version"] == "3"
+    for version, arrays in (("2", {"packed": np.packbits(want, axis=-1), "width": np.int64(want.shape[-1])}),
+                            ("1", {"masks": want})):
+        info["format_version"] = version
+        (old / "dataset.json").write_text(json.dumps(info))
+        np.savez_compressed(old / "masks" / f"{cid}.npz", **arrays)
+        np.testing.assert_array_equal(open_dataset(old).masks(cid), want)
+        old_crop, old_box = open_dataset(old).mask_box(cid)
+        assert old_box == (y0, y1, x0, x1)
+        np.testing.assert_array_equal(old_crop, crop)
     info["format_version"] = "9"
     (old / "dataset.json").write_text(json.dumps(info))
-    with pytest.raises(DatasetError, match="format_version '9'; allowed: 1, 2"):
+    with pytest.raises(DatasetError, match="format_version '9'; allowed: 1, 2, 3"):
         open_dataset(old)
