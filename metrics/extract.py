@@ -124,37 +124,6 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     return g, o, torch.from_numpy(sigma).to(torch.float32)
 
 
-def _object_components(cand: np.ndarray) -> np.ndarray:
-    """[N, H, W] bool candidates -> per frame, the 8-connected component of the dilated candidates
-    with the most pixels that survive a 3x3 erosion (ties: the largest), as a mask.
-
-    The frames are stacked into one tall image with an empty row between them, so that OpenCV's
-    morphology and one connectedComponentsWithStats call handle the whole clip; the separator rows
-    are cleared after the dilation, so components never join across frames.
-    """
-    import cv2
-
-    n, h, w = cand.shape
-    tall = np.zeros((n, h + 1, w), np.uint8)
-    tall[:, :h] = cand
-    flat = tall.reshape(n * (h + 1), w)
-    kernel = np.ones((3, 3), np.uint8)
-    core = cv2.erode(flat, kernel).astype(bool)
-    grown = cv2.dilate(flat, kernel).reshape(n, h + 1, w)
-    grown[:, h] = 0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(grown.reshape(n * (h + 1), w), connectivity=8)
-    if count <= 1:
-        return np.zeros_like(cand)
-    area = stats[1:, cv2.CC_STAT_AREA]
-    frame = stats[1:, cv2.CC_STAT_TOP] // (h + 1)
-    weight = np.bincount(labels[core], minlength=count)[1:]
-    order = np.lexsort((-area, -weight, frame))  # by frame, most core pixels first, then largest
-    first = np.r_[True, frame[order][1:] != frame[order][:-1]]
-    keep = np.zeros(count, bool)
-    keep[order[first] + 1] = True
-    return keep[labels].reshape(n, h + 1, w)[:, :h]
-
-
 def _palette(image: Tensor, mask: Tensor, k: int) -> Tensor:
     """Up to k colours of the object ([k, 3]), evenly sampled from its eroded mask."""
     core = erode(mask)
@@ -412,8 +381,8 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
     # scene that the video codec smeared (a 1-px line across the image) has none, however long.
-    c = cand.numpy()
-    win = (c & _object_components(c)).view(np.uint8)
+    win = cand.numpy().view(np.uint8)
+    extract_kernels.object_components(win)
     # Keeping only pixels within 2 px of the object's body (its 3x3-eroded core) drops 1-2 px
     # threads that joined the object (a ramp's edge, smeared differently by the codec in video and
     # plate, touches a sliding box); a closing then fills 1-px holes and notches where the object's

@@ -240,6 +240,70 @@ def open_close(win):
                 m[y, x] |= t2[y, x]
 
 
+@nb.njit(inline="always")
+def _root(parent, i):
+    """The root of i's tree, halving the path on the way (union-find)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@nb.njit("void(uint8[:, :, ::1])", nogil=True, cache=True)
+def object_components(win):
+    """In place, per frame of the candidate windows [N, a, b] (0/1): keep the candidates of one
+    component, the 8-connected component of the 3x3-dilated candidates (fragments within 2 px join;
+    outside the window unset) with the most candidates that survive a 3x3 erosion (outside the
+    window set, as the torch erosion), ties to the larger component, then to the one whose first
+    pixel comes first in raster order. A frame without candidates stays empty.
+
+    Union-find over the dilated pixels in raster order, joining each to its labelled neighbours
+    (left, and the three above): every root is its component's first pixel.
+    """
+    n, a, b = win.shape
+    grown = np.empty((a, b), np.uint8)
+    tmp = np.empty((a, b), np.uint8)
+    core = np.empty((a, b), np.uint8)
+    parent = np.empty(a * b, np.int64)
+    weight = np.zeros(a * b, np.int64)
+    area = np.zeros(a * b, np.int64)
+    for k in range(n):
+        m = win[k]
+        _morph(m, grown, tmp, 1, True)
+        _morph(m, core, tmp, 1, False)
+        for y in range(a):
+            for x in range(b):
+                i = y * b + x
+                if not grown[y, x]:
+                    continue
+                parent[i] = i
+                weight[i] = 0
+                area[i] = 0
+                for dy, dx in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
+                    yy, xx = y + dy, x + dx
+                    if 0 <= yy and 0 <= xx < b and grown[yy, xx]:
+                        r1, r2 = _root(parent, i), _root(parent, yy * b + xx)
+                        if r1 != r2:  # the earlier pixel stays the root
+                            parent[max(r1, r2)] = min(r1, r2)
+        best = -1
+        for y in range(a):
+            for x in range(b):
+                if grown[y, x]:
+                    r = _root(parent, y * b + x)
+                    area[r] += 1
+                    weight[r] += core[y, x]
+        for y in range(a):
+            for x in range(b):
+                i = y * b + x
+                if grown[y, x] and parent[i] == i and (
+                        best < 0 or weight[i] > weight[best] or (weight[i] == weight[best] and area[i] > area[best])):
+                    best = i
+        for y in range(a):
+            for x in range(b):
+                if m[y, x] and _root(parent, y * b + x) != best:
+                    m[y, x] = 0
+
+
 @nb.njit("Tuple((boolean[:, :, ::1], float32[:, ::1], boolean[::1], int64[::1], int64[:, ::1]))"
          "(uint8[:, :, ::1], int64[::1], int64[::1], float64, int64, int64)", nogil=True, cache=True)
 def place_windows(win, y0, x0, min_area, h, w):

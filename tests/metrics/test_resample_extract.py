@@ -197,6 +197,51 @@ def test_lattice_hits_without_a_3x3_block_are_dropped():
     assert box.tolist() == [[3, 5, 2, 4], [0, 0, 0, 0]]
 
 
+def test_object_components_keep_the_component_with_the_most_core_pixels():
+    """object_components against a reference from OpenCV's labelling: per frame, the 8-connected
+    component of the dilated candidates with the most candidates surviving a 3x3 erosion (torch
+    definitions: outside the window unset for dilation, set for erosion), ties to the larger one."""
+    import cv2
+
+    from newtonbench.metrics import extract_kernels
+    from newtonbench.metrics.functional._util import dilate, erode
+
+    rng = np.random.default_rng(5)
+    n, a, b = 8, 24, 30
+    win = rng.random((n, a, b)) < 0.18  # speckle: many small components, few core pixels
+    win[:4] = False  # frames 0-3: shapes alone
+    win[0, 3:8, 4:9] = True  # a 5x5 blob (9 core pixels) ...
+    win[0, 14:16, 2:28] = True  # ... beats a long 2-px thread (more pixels, no core)
+    win[1, 0:4, 0:6] = True  # a blob at the window's corner: outside counts as set for the erosion
+    win[1, 15:19, 20:24] = True  # 4x4 blob, 4 core pixels, against the corner blob's 6 x 1
+    win[2, 2:5, 2:5] = win[2, 12:15, 20:23] = True  # two equal 3x3 blobs: the first in raster order
+    win[2, 12, 19] = True  # ... unless the other is larger
+    win[3, 2:5, 2:5] = win[3, 12:15, 20:23] = True  # a tie in both: the first in raster order
+    win[5] = False  # nothing
+    win[4, :, 10] = True  # a thread joining speckle across the window
+    got = win.astype(np.uint8)
+    extract_kernels.object_components(got)
+
+    grown = dilate(torch.from_numpy(win)).numpy()
+    core = erode(torch.from_numpy(win)).numpy()
+    want = np.zeros_like(win)
+    for k in range(n):
+        count, labels = cv2.connectedComponents(grown[k].astype(np.uint8), connectivity=8)
+        if count <= 1:
+            continue
+        weight = np.bincount(labels[core[k]], minlength=count)[1:]
+        area = np.bincount(labels.ravel(), minlength=count)[1:]
+        first = np.array([np.flatnonzero(labels.ravel() == i)[0] for i in range(1, count)])
+        best = np.lexsort((first, -area, -weight))[0] + 1
+        want[k] = win[k] & (labels == best)
+    np.testing.assert_array_equal(got.astype(bool), want)
+    assert want[0, 3:8, 4:9].all() and not want[0, 14].any()
+    assert want[1, 0:4, 0:6].all() and not want[1, 15:19, 20:24].any()
+    assert want[2, 12:15, 20:23].all() and not want[2, 2:5, 2:5].any()
+    assert want[3, 2:5, 2:5].all() and not want[3, 12:15, 20:23].any()
+    assert not want[5].any() and all(want[k].any() for k in (0, 1, 2, 3, 4, 6, 7))
+
+
 def test_window_cleanup_and_placement_match_the_torch_definitions():
     """open_close is dilate5(erode3(m)) & m, then erode3(dilate3(.)) | . (the torch morphology:
     outside a window counts as set for erosion, unset for dilation); place_windows gives each
