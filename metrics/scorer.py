@@ -228,19 +228,17 @@ def _segments_and_window(traj: dict, clip: dict) -> tuple[np.ndarray, np.ndarray
     free = ~contact & traj["visible"].astype(bool)
     if np.isfinite(ax).all() and np.isfinite(az).all():
         free &= (np.abs(ax - tx) <= tol) & (np.abs(az - tz) <= tol)
-    best, start, window = 0, None, np.zeros_like(free)
-    for k, f in enumerate(np.r_[free, False]):  # run-length scan of T booleans, not of pixels
-        if f and start is None:
-            start = k
-        elif not f and start is not None:
-            if k - start > best:
-                best, window = k - start, np.zeros_like(free)
-                window[start:k] = True
-            start = None
+    # the longest run of free frames (the first of equally long ones)
+    edges = np.flatnonzero(np.diff(np.r_[0, free.astype(np.int8), 0]))
+    window = np.zeros_like(free)
+    if len(edges):
+        starts, ends = edges[0::2], edges[1::2]
+        k = int(np.argmax(ends - starts))
+        window[starts[k]:ends[k]] = True
     return segments, window
 
 
-def _silhouette_gain(traj: dict, gt_c: torch.Tensor, gt_ok: torch.Tensor, window: np.ndarray) -> float:
+def _silhouette_gain(traj: dict, gt_c: np.ndarray, gt_ok: np.ndarray, window: np.ndarray) -> float:
     """How much faster the ground truth's mask centroid accelerates in the image than the
     projection of the object's centre, over the fit window: λ = (a_m · a_p) / |a_p|² for the
     least-squares constant accelerations a_m of the mask centroid and a_p of the projected centre.
@@ -254,10 +252,10 @@ def _silhouette_gain(traj: dict, gt_c: torch.Tensor, gt_ok: torch.Tensor, window
     λ is the displacement gain (m_k - m̄) = λ (p_k - p̄); under 2 px of motion, 1.
     """
     p = np.stack([traj["u"], traj["v"]], 1).astype(np.float64)
-    m = gt_c.detach().cpu().numpy()
+    m = gt_c
     # Over the fit window only: after contacts objects tumble, and rotation moves a silhouette's
     # centroid against the centre.
-    ok = gt_ok.detach().cpu().numpy() & window & np.isfinite(p).all(1)
+    ok = gt_ok & window & np.isfinite(p).all(1)
     if ok.sum() < 3:
         return 1.0
     t = traj["t"].astype(np.float64)[ok]
@@ -280,15 +278,16 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     clip = item.clip
     h, w = int(clip["height"]), int(clip["width"])
     fps = float(clip["fps"])
+    # The clip's timeline and tracks are kept in NumPy (a few dozen numbers: see metrics.resample);
+    # the per-pixel work runs on tensors, and what the batched metrics read is handed over as tensors.
     t_gt = item.traj["t"].astype(np.float64)
-    bench_times = torch.as_tensor(t_gt - t_gt[0], dtype=torch.float64, device=device)
+    bench_times = t_gt - t_gt[0]
     n_bench = len(t_gt)
-    times = torch.as_tensor(item.times, dtype=torch.float64, device=device)
+    times = np.asarray(item.times, np.float64)
     # Generated frames beyond the benchmark's span carry nothing to compare; dropping them first
     # also bounds the work for long videos.
-    keep = times < bench_times[-1] + 1.0 / fps - 1e-9
-    n_keep = int(keep.sum())
-    present = coverage(times[:n_keep], bench_times, fps) if n_keep else torch.zeros(n_bench, dtype=torch.bool)
+    n_keep = int((times < bench_times[-1] + 1.0 / fps - 1e-9).sum())
+    present = coverage(times[:n_keep], bench_times, fps) if n_keep else np.zeros(n_bench, bool)
     if n_keep < 3 or int(present.sum()) < 3:
         return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"
     times = times[:n_keep]
@@ -297,21 +296,21 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     # every use below reads only that box; the first mask is placed on the whole image.
     gy0, gy1, gx0, gx1 = item.gt_box
     gt = torch.as_tensor(item.gt_masks, device=device).view(torch.bool)
-    gt_seen = gy1 > gy0
     first_mask = torch.zeros(h, w, dtype=torch.bool, device=device)
     first_mask[gy0:gy1, gx0:gx1] = gt[0]
     # uint8 at the benchmark's size, as the frames: the extractor converts what it reads
     first_frame = bench_grid_frames(item.first_frame[None], (h, w), device)[0]
     bg = bench_grid_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
     ex = extract(frames, first_mask, first_frame, bg, extract_cfg)
-    if not bool(ex.valid[0]):
+    found_c, found, found_boxes = (x.cpu().numpy() for x in (ex.centroids, ex.valid, ex.boxes))
+    if not found[0]:
         return "object_not_found", f"object area {int(ex.area[0])} px in the first frame, ground truth {int(count_set(gt[0]))} px"
 
-    pred_c, pred_ok = interpolate_track(times, ex.centroids.to(torch.float64), ex.valid, bench_times, fps)
+    pred_c, pred_ok = interpolate_track(times, found_c, found, bench_times, fps)
     near = nearest_frames(times, bench_times)
-    mask_ok = ex.valid[near] & present
-    gt_c, gt_ok = mask_centroids(gt, torch.float64)
-    gt_c += gt_c.new_tensor([gx0, gy0])  # from the box's pixels to the image's
+    mask_ok = found[near] & present
+    gt_c, gt_ok = (x.cpu().numpy() for x in mask_centroids(gt, torch.float64))
+    gt_c = gt_c + [gx0, gy0]  # from the box's pixels to the image's
     segments, window = _segments_and_window(item.traj, clip)
     depth_eff = float(clip["motion_plane_depth_m"]) / _silhouette_gain(item.traj, gt_c, gt_ok, window)
     idx = np.flatnonzero(window)
@@ -320,39 +319,44 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         eps = 1e-3 / fps
         sel = (times >= t_a - eps) & (times <= t_b + eps)
     else:
-        sel = torch.zeros_like(times, dtype=torch.bool)
+        sel = np.zeros(n_keep, bool)
     # Lost = too few found frames to fit the trajectory: counted inside the fit window (an object
     # that flies out of view after it, as under weaker gravity, is still measured), else over all
     # benchmark times where the ground truth shows the object.
     n_fit = int(sel.sum())
     if n_fit:
-        found, total, where = int(ex.valid[sel].sum()), n_fit, "generated frames of the fit window"
+        n_found, total, where = int(found[sel].sum()), n_fit, "generated frames of the fit window"
     else:
         considered = present & gt_ok
-        found, total, where = int((pred_ok & considered).sum()), int(considered.sum()), "benchmark times"
-    if found < max(min(3, total), (1.0 - max_lost_fraction) * total):
-        return "object_lost", f"object found in {found} of {total} {where}"
+        n_found, total, where = int((pred_ok & considered).sum()), int(considered.sum()), "benchmark times"
+    if n_found < max(min(3, total), (1.0 - max_lost_fraction) * total):
+        return "object_lost", f"object found in {n_found} of {total} {where}"
     # Every mask metric reads only the region the two objects visit: crop it once (8 px margin),
     # so the per-pixel work scales with the object, not with the frame.
     # The union of both objects' boxes: the generated masks' per-frame boxes (of the frames the
     # benchmark times pick) and the ground truth's box.
-    pred_boxes = ex.boxes[near[present]]
+    pred_boxes = found_boxes[near[present]]
     pred_boxes = pred_boxes[pred_boxes[:, 1] > pred_boxes[:, 0]]
-    boxes = torch.cat([pred_boxes, pred_boxes.new_tensor([[gy0, gy1, gx0, gx1]])]) if gt_seen else pred_boxes
+    boxes = np.concatenate([pred_boxes, [item.gt_box]]) if gy1 > gy0 else pred_boxes
     y0, y1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=8, min_side=32)
     x0, x1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=8, min_side=32)
     # crop first, then pick frames: never a full-size copy of the clip
     # index_select on dim 0, not advanced indexing: several times faster on these strided crops;
     # uncovered times cleared in place (a broadcast `& present[:, None, None]` cost 15x the copy)
-    pred_masks = ex.masks[:, y0:y1, x0:x1].index_select(0, near)
-    if not bool(present.all()):
-        pred_masks[~present] = False
+    near_t = torch.from_numpy(near).to(device)
+    pred_masks = ex.masks[:, y0:y1, x0:x1].index_select(0, near_t)
+    if not present.all():
+        pred_masks[torch.from_numpy(~present).to(device)] = False
+
+    def tensor(x):
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+
     prepared = _Prepared(
-        clip=clip, bench_times=bench_times, present=present, pred_c=pred_c, pred_ok=pred_ok,
-        pred_masks=pred_masks, mask_ok=mask_ok, gt_c=gt_c, gt_ok=gt_ok, gt_masks=_place(gt, item.gt_box, (y0, y1, x0, x1)),
-        size=(h, w),
-        segments=torch.as_tensor(segments, device=device),
-        fit_t=times[sel], fit_c=ex.centroids.to(torch.float64)[sel], fit_ok=ex.valid[sel], depth_eff=depth_eff,
+        clip=clip, bench_times=tensor(bench_times), present=tensor(present), pred_c=tensor(pred_c),
+        pred_ok=tensor(pred_ok), pred_masks=pred_masks, mask_ok=tensor(mask_ok), gt_c=tensor(gt_c), gt_ok=tensor(gt_ok),
+        gt_masks=_place(gt, item.gt_box, (y0, y1, x0, x1)), size=(h, w), segments=tensor(segments),
+        fit_t=tensor(times[sel]), fit_c=tensor(found_c[sel].astype(np.float64)), fit_ok=tensor(found[sel]),
+        depth_eff=depth_eff,
     )
     if flow and int(present.sum()) >= 4 and len(pred_boxes):
         # The residual is weighted by the object mask: only flow on the object counts. A crop around
@@ -360,8 +364,9 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         # motion) gave the same residual to 0.1% as the full frame, in half the time.
         fy0, fy1 = _crop_range(int(pred_boxes[:, 0].min()), int(pred_boxes[:, 1].max()), h)
         fx0, fx1 = _crop_range(int(pred_boxes[:, 2].min()), int(pred_boxes[:, 3].max()), w)
-        prepared.flow_frames = as_float(frames[..., fy0:fy1, fx0:fx1][near[present]])
-        prepared.flow_masks = ex.masks[near[present], fy0:fy1, fx0:fx1].contiguous()
+        picked = tensor(near[present])
+        prepared.flow_frames = as_float(frames[..., fy0:fy1, fx0:fx1][picked])
+        prepared.flow_masks = ex.masks[picked, fy0:fy1, fx0:fx1].contiguous()
     if pisa:
         pred_idx, gt_idx = pisa_frame_indices(len(item.times), n_bench, item.fps, fps)
         pred_idx = pred_idx[pred_idx < n_keep].to(device)
@@ -369,7 +374,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         pc = ex.centroids[pred_idx].to(torch.float64)
         gt = _place(gt, item.gt_box, (0, h, 0, w))  # PISA's definitions read whole frames
         prepared.pisa = {
-            "l2": pisa_l2(pc[None], gt_c[gt_idx][None], (ex.valid[pred_idx] & gt_ok[gt_idx])[None], h),
+            "l2": pisa_l2(pc[None], prepared.gt_c[gt_idx][None], (ex.valid[pred_idx] & prepared.gt_ok[gt_idx])[None], h),
             "chamfer": pisa_chamfer(ex.masks[pred_idx][None], gt[gt_idx][None]),
             "iou": pisa_iou(ex.masks[pred_idx][None], gt[gt_idx][None]),
         }
@@ -379,7 +384,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     # for a video at the benchmark's size: the consistency kernel converts only the pixels it reads),
     # and is gathered as [T, h, w, 3] rows of the decoder's layout (15x faster than indexing the
     # channels-first view); crop first, then pick frames: never a full-size copy of the clip.
-    crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, near).permute(0, 3, 1, 2)
+    crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, near_t).permute(0, 3, 1, 2)
     prepared.mask_metrics = _mask_metrics(prepared, crop)
     return prepared
 

@@ -12,23 +12,28 @@ from newtonbench.metrics.resample import coverage, interpolate_track, nearest_fr
 
 
 def test_interpolation_exact_on_grid_and_linear_between():
-    native = torch.arange(0, 10, dtype=torch.float64) / 24  # 24 fps
-    vals = torch.stack([native * 100, native**2], -1)
-    ok = torch.ones(10, dtype=torch.bool)
-    bench = torch.arange(0, 8, dtype=torch.float64) / 16  # 16 fps, last at 0.4375 > 9/24
+    native = np.arange(0, 10) / 24  # 24 fps
+    vals = np.stack([native * 100, native**2], -1)
+    ok = np.ones(10, bool)
+    bench = np.arange(0, 8) / 16  # 16 fps, last at 0.4375 > 9/24
     out, good = interpolate_track(native, vals, ok, bench, 16.0)
     assert good.tolist() == [True] * 7 + [False]  # 0.4375 s is beyond the video's 0.375 s + half a frame
-    np.testing.assert_allclose(out[:7, 0].numpy(), (bench[:7] * 100).numpy(), atol=1e-9)  # linear: exact
+    np.testing.assert_allclose(out[:7, 0], bench[:7] * 100, atol=1e-9)  # linear: exact
+    # between two frames: the weights by time (0.0625 s lies 1/2 of the way from 1/24 to 2/24)
+    np.testing.assert_allclose(out[1, 1], 0.5 * (1 / 24) ** 2 + 0.5 * (2 / 24) ** 2, rtol=1e-12)
+    assert np.isnan(out[7]).all()
     ok[3] = False  # a lost frame poisons the two intervals around it, never with NaN leaking elsewhere
+    vals[3] = np.nan
     out, good = interpolate_track(native, vals, ok, bench, 16.0)
-    assert not good[2] and good[0] and good[3] and torch.isfinite(out[good]).all()
+    assert not good[2] and good[0] and good[3] and np.isfinite(out[good]).all() and np.isnan(out[2]).all()
 
 
 def test_nearest_and_coverage():
-    native = torch.tensor([0.0, 0.1, 0.2, 0.3], dtype=torch.float64)
-    bench = torch.tensor([0.0, 0.05, 0.12, 0.29, 0.4], dtype=torch.float64)
+    native = np.array([0.0, 0.1, 0.2, 0.3])
+    bench = np.array([0.0, 0.05, 0.12, 0.29, 0.4])
     assert nearest_frames(native, bench).tolist() == [0, 0, 1, 3, 3]
     assert coverage(native, bench, 10.0).tolist() == [True, True, True, True, False]
+    assert nearest_frames(native[:1], bench).tolist() == [0] * 5
 
 
 def test_pixel_scaling_keeps_positions():

@@ -311,6 +311,23 @@ def test_weaker_gravity_is_measured(score_bench, tmp_path):
     np.testing.assert_allclose(res["accel_ratio"], 4.0 / 9.81, rtol=0.03)
 
 
+def test_fit_window_is_the_first_longest_free_run_and_segments_follow_the_force():
+    from newtonbench.metrics.scorer import _segments_and_window
+
+    contact = np.array([1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0], bool)
+    n = len(contact)
+    traj = {"in_contact": contact, "visible": np.ones(n, bool), "ax": np.zeros(n),
+            "az": np.where(contact, 0.0, -9.81)}
+    segments, window = _segments_and_window(traj, {"accel_x": 0.0, "accel_z": -9.81})
+    assert np.flatnonzero(window).tolist() == [8, 9, 10, 11]  # two runs of 4: the first
+    assert segments.tolist() == [0, 1, 1, 2, 3, 3, 3, 4, 5, 5, 5, 5, 6, 7, 7, 7, 7]
+    traj["visible"] = np.r_[np.ones(n - 2, bool), False, False]
+    _, window = _segments_and_window(traj, {"accel_x": 0.0, "accel_z": -9.81})
+    assert np.flatnonzero(window).tolist() == [8, 9, 10, 11]
+    _, window = _segments_and_window({**traj, "in_contact": np.ones(n, bool)}, {"accel_x": 0.0, "accel_z": -9.81})
+    assert not window.any()
+
+
 def test_silhouette_gain_calibrates_the_acceleration_on_the_ground_truth():
     from newtonbench.metrics.scorer import _silhouette_gain
 
@@ -320,13 +337,13 @@ def test_silhouette_gain_calibrates_the_acceleration_on_the_ground_truth():
     bend = np.array([0.0, 6.0])  # the silhouette's centroid accelerates a bit more (px/s², along v)
     m = 1.03 * p + 0.5 * np.outer(t**2, bend) + 2.0
     traj = {"t": t, "u": p[:, 0], "v": p[:, 1]}
-    ok, window = torch.ones(16, dtype=torch.bool), np.ones(16, bool)
-    lam = _silhouette_gain(traj, torch.from_numpy(m), ok, window)
+    ok, window = np.ones(16, bool), np.ones(16, bool)
+    lam = _silhouette_gain(traj, m, ok, window)
     assert lam == pytest.approx(((1.03 * a + bend) @ a) / (a @ a), rel=1e-9)
     # too few frames for an acceleration: the displacement gain; no motion: 1
     short = np.zeros(16, bool)
     short[:6] = True
     dp, dm = p[:6] - p[:6].mean(0), m[:6] - m[:6].mean(0)
-    assert _silhouette_gain(traj, torch.from_numpy(m), ok, short) == pytest.approx((dm * dp).sum() / (dp**2).sum())
+    assert _silhouette_gain(traj, m, ok, short) == pytest.approx((dm * dp).sum() / (dp**2).sum())
     still = {"t": t, "u": np.full(16, 50.0), "v": np.full(16, 40.0)}
-    assert _silhouette_gain(still, torch.from_numpy(m * 0 + 3.0), ok, window) == 1.0
+    assert _silhouette_gain(still, m * 0 + 3.0, ok, window) == 1.0
