@@ -146,6 +146,21 @@ def test_drift_fit_recovers_gain_and_offset_around_the_object(uint8):
     assert (sigma <= (4e-3 if uint8 else 1e-5)).all()
 
 
+def test_kth_smallest_is_the_partition_value():
+    """The drift fit's median selection (quickselect, in place) against np.partition: odd and even
+    lengths, ties, sorted and reversed inputs, every rank of a small array."""
+    from newtonbench.metrics.extract_kernels import _kth_smallest
+
+    rng = np.random.default_rng(6)
+    cases = [rng.random(n) ** 3 for n in (1, 2, 3, 10, 2704)] + [np.round(rng.random(501), 2), np.arange(100.0),
+                                                                  np.arange(100.0)[::-1].copy(), np.full(8, 0.5)]
+    for a in cases:
+        for k in {0, (len(a) - 1) // 2, len(a) - 1}:
+            assert _kth_smallest(a.copy(), k) == np.partition(a, k)[k]
+    a = rng.integers(0, 5, 12).astype(np.float64)
+    assert [_kth_smallest(a.copy(), k) for k in range(12)] == sorted(a.tolist())
+
+
 @pytest.mark.parametrize("uint8", [False, True])
 def test_foreground_gate_matches_numpy(uint8):
     """The compiled foreground test against the formula in plain NumPy (float64), on the whole
