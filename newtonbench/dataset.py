@@ -288,7 +288,10 @@ def _check_columns(path: Path, schema) -> None:
 def _read_png(path: Path) -> np.ndarray:
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # OpenCV >= 4.11 decodes straight to RGB (no BGR image and conversion copy: the scorer reads two
+    # PNGs a clip); older ones decode BGR and convert
+    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR if rgb is None else rgb)
     if img is None:
         raise DatasetError(f"{path}: missing or not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if rgb is None else img
