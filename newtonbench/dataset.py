@@ -252,7 +252,20 @@ def decode_masks(npz) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int,
         shape = tuple(int(v) for v in npz["shape"])
         crop = np.unpackbits(npz["packed"], axis=-1, count=x1 - x0)
         return crop.reshape(shape[0], y1 - y0, x1 - x0), (y0, y1, x0, x1), shape
-    full = np.unpackbits(npz["packed"], axis=-1, count=int(npz["width"])) if "packed" in npz else npz["masks"]
+    if "packed" in npz:  # format 2: the box from the packed bytes, then only its rows unpacked
+        packed, width = npz["packed"], int(npz["width"])
+        if packed.ndim != 3:
+            raise ValueError(f"packed masks of shape {packed.shape}; expected [T, H, W / 8]")
+        seen = np.bitwise_or.reduce(packed, axis=0)  # [H, W / 8]
+        rows = np.flatnonzero(seen.any(1))
+        cols = np.flatnonzero(np.unpackbits(np.bitwise_or.reduce(seen, axis=0), count=width))
+        shape = (packed.shape[0], packed.shape[1], width)
+        if not len(rows):
+            return np.zeros((shape[0], 0, 0), np.uint8), (0, 0, 0, 0), shape
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        crop = np.unpackbits(packed[:, y0:y1], axis=-1, count=width)[:, :, x0:x1]
+        return np.ascontiguousarray(crop), (y0, y1, x0, x1), shape
+    full = npz["masks"]  # format 1: one byte per pixel
     if full.ndim != 3:
         raise ValueError(f"masks of shape {full.shape}; expected [T, H, W]")
     full = (full != 0).view(np.uint8)

@@ -304,6 +304,15 @@ def test_masks_are_bit_packed_in_their_box_and_formats_1_2_still_read(data, tmp_
         crop, box, shape = decode_masks(z)
     assert box == (0, 0, 0, 0) and crop.shape == (2, 0, 0)
     np.testing.assert_array_equal(expand_masks(crop, box, shape), np.zeros((2, 4, 5), np.uint8))
+    # format 2 (the whole frame bit-packed, "width"): the same crop and box, empty or not
+    for masks in (m, np.zeros((2, 4, 5), np.uint8)):
+        buf = io.BytesIO()
+        np.savez_compressed(buf, packed=np.packbits(masks, axis=-1), width=np.int64(masks.shape[-1]))
+        with np.load(io.BytesIO(buf.getvalue())) as z:
+            crop, box, shape = decode_masks(z)
+        assert shape == masks.shape
+        np.testing.assert_array_equal(expand_masks(crop, box, shape), masks)
+    assert box == (0, 0, 0, 0)
 
     cid = "free_fall-test-id-000000"
     ds = open_dataset(data)
