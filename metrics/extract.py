@@ -82,11 +82,33 @@ class ExtractConfig:
 
 @dataclass(frozen=True)
 class Extraction:
-    masks: Tensor  # bool [N, H, W], the object in each input frame
+    """The object in each input frame, kept as one window per frame (the masks are small next to
+    the frame: `masks` or `crop` place them on the image when asked)."""
+
+    windows: np.ndarray  # uint8 [N, a, b] (0/1): the object inside frame k's window, empty where not valid
+    y0: np.ndarray  # int64 [N]: the windows' top-left corners
+    x0: np.ndarray
+    size: tuple[int, int]  # the frames' (H, W)
     centroids: Tensor  # [N, 2] (u, v) px, NaN where not valid
     valid: Tensor  # bool [N]: object found in that frame
     area: Tensor  # [N] pixels
-    boxes: Tensor | None = None  # long [N, 4]: (y0, y1, x0, x1) of each mask, (0, 0, 0, 0) when empty
+    boxes: Tensor  # long [N, 4]: (y0, y1, x0, x1) of each mask, (0, 0, 0, 0) when empty
+
+    def crop(self, region: tuple[int, int, int, int] | None = None, frames=None) -> Tensor:
+        """bool [len(frames), y1 - y0, x1 - x0]: the masks of `frames` (indices; default all) on
+        `region` (y0, y1, x0, x1) of the image (default the whole image), on the extraction's device.
+        One compiled pass that copies only the windows' overlap with the region."""
+        h, w = self.size
+        y0, y1, x0, x1 = region or (0, h, 0, w)
+        picks = np.arange(len(self.y0)) if frames is None else np.asarray(torch.as_tensor(frames).cpu(), np.int64)
+        out = extract_kernels.crop_windows(self.windows, self.y0, self.x0, np.ascontiguousarray(picks, np.int64),
+                                           y0, y1, x0, x1)
+        return torch.from_numpy(out.view(np.bool_)).to(self.valid.device)
+
+    @property
+    def masks(self) -> Tensor:
+        """bool [N, H, W]: the object in each input frame."""
+        return self.crop()
 
 
 def to_float_frames(frames: np.ndarray | Tensor, size: tuple[int, int], device: torch.device | str = "cpu") -> Tensor:
@@ -153,12 +175,13 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
         # device: the work is compiled per-pixel loops, beside the decoder that made the frames.
         cpu = [None if x is None else x.cpu() for x in (frames, first_mask, first_frame, background)]
         win, y0, x0 = _plate_masks(*cpu, config)
-    # area, validity, centroids, boxes and the full-frame masks in one pass over the windows
+    # area, validity, centroids and boxes in one pass over the windows (frames under the area
+    # threshold cleared)
     min_area = max(config.min_area_px, config.min_area_ratio * float(first_mask.sum()))
-    out = extract_kernels.place_windows(mask_bytes(win), np.asarray(y0, np.int64), np.asarray(x0, np.int64),
-                                        float(min_area), h, w)
-    masks, centroids, valid, area, boxes = (torch.from_numpy(x).to(frames.device) for x in out)
-    return Extraction(masks, centroids, valid, area, boxes)
+    win, y0, x0 = np.ascontiguousarray(mask_bytes(win)), np.asarray(y0, np.int64), np.asarray(x0, np.int64)
+    out = extract_kernels.measure_windows(win, y0, x0, float(min_area))
+    centroids, valid, area, boxes = (torch.from_numpy(x).to(frames.device) for x in out)
+    return Extraction(win, y0, x0, (h, w), centroids, valid, area, boxes)
 
 
 def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, min_run: int = 3,

@@ -340,11 +340,9 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     boxes = np.concatenate([pred_boxes, [item.gt_box]]) if gy1 > gy0 else pred_boxes
     y0, y1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=8, min_side=32)
     x0, x1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=8, min_side=32)
-    # crop first, then pick frames: never a full-size copy of the clip
-    # index_select on dim 0, not advanced indexing: several times faster on these strided crops;
-    # uncovered times cleared in place (a broadcast `& present[:, None, None]` cost 15x the copy)
-    near_t = torch.from_numpy(near).to(device)
-    pred_masks = ex.masks[:, y0:y1, x0:x1].index_select(0, near_t)
+    # the picked frames' masks on the crop, straight from the extractor's windows (never a
+    # full-size mask); uncovered times cleared in place
+    pred_masks = ex.crop((y0, y1, x0, x1), near)
     if not present.all():
         pred_masks[torch.from_numpy(~present).to(device)] = False
 
@@ -364,19 +362,19 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         # motion) gave the same residual to 0.1% as the full frame, in half the time.
         fy0, fy1 = _crop_range(int(pred_boxes[:, 0].min()), int(pred_boxes[:, 1].max()), h)
         fx0, fx1 = _crop_range(int(pred_boxes[:, 2].min()), int(pred_boxes[:, 3].max()), w)
-        picked = tensor(near[present])
-        prepared.flow_frames = as_float(frames[..., fy0:fy1, fx0:fx1][picked])
-        prepared.flow_masks = ex.masks[picked, fy0:fy1, fx0:fx1].contiguous()
+        prepared.flow_frames = as_float(frames[..., fy0:fy1, fx0:fx1][tensor(near[present])])
+        prepared.flow_masks = ex.crop((fy0, fy1, fx0, fx1), near[present])
     if pisa:
         pred_idx, gt_idx = pisa_frame_indices(len(item.times), n_bench, item.fps, fps)
         pred_idx = pred_idx[pred_idx < n_keep].to(device)
         gt_idx = gt_idx[: len(pred_idx)].to(device)
         pc = ex.centroids[pred_idx].to(torch.float64)
         gt = _place(gt, item.gt_box, (0, h, 0, w))  # PISA's definitions read whole frames
+        pm = ex.crop(None, pred_idx)
         prepared.pisa = {
             "l2": pisa_l2(pc[None], prepared.gt_c[gt_idx][None], (ex.valid[pred_idx] & prepared.gt_ok[gt_idx])[None], h),
-            "chamfer": pisa_chamfer(ex.masks[pred_idx][None], gt[gt_idx][None]),
-            "iou": pisa_iou(ex.masks[pred_idx][None], gt[gt_idx][None]),
+            "chamfer": pisa_chamfer(pm[None], gt[gt_idx][None]),
+            "iou": pisa_iou(pm[None], gt[gt_idx][None]),
         }
     # The mask metrics read only this clip's crop: computed here, in the worker thread, so that the
     # clips' kernels run in parallel (in the main thread they were most of its time and the run
@@ -384,7 +382,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     # for a video at the benchmark's size: the consistency kernel converts only the pixels it reads),
     # and is gathered as [T, h, w, 3] rows of the decoder's layout (15x faster than indexing the
     # channels-first view); crop first, then pick frames: never a full-size copy of the clip.
-    crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, near_t).permute(0, 3, 1, 2)
+    crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, tensor(near)).permute(0, 3, 1, 2)
     prepared.mask_metrics = _mask_metrics(prepared, crop)
     return prepared
 

@@ -264,9 +264,9 @@ def test_object_components_keep_the_component_with_the_most_core_pixels():
 
 def test_window_cleanup_and_placement_match_the_torch_definitions():
     """open_close is dilate5(erode3(m)) & m, then erode3(dilate3(.)) | . (the torch morphology:
-    outside a window counts as set for erosion, unset for dilation); place_windows gives each
+    outside a window counts as set for erosion, unset for dilation); measure_windows gives each
     window's area, the threshold's validity, mask_centroids and mask_boxes in frame coordinates,
-    and the full-frame masks of the valid frames."""
+    and crop_windows the valid frames' masks on any region of the image."""
     from newtonbench.metrics import extract_kernels
     from newtonbench.metrics.functional._util import dilate, erode, mask_boxes
     from newtonbench.metrics.functional.centroid import mask_centroids
@@ -289,11 +289,13 @@ def test_window_cleanup_and_placement_match_the_torch_definitions():
     y0, x0 = np.array([0, 25, 3, 10, 7, 20]), np.array([0, 33, 20, 5, 1, 9])
     cleaned = want.clone()
     cleaned[5, 7, 7] = True
-    masks, cent, valid, area, boxes = extract_kernels.place_windows(cleaned.numpy().view(np.uint8), y0, x0, 2.0, h, w)
+    placed = cleaned.numpy().astype(np.uint8)
+    cent, valid, area, boxes = extract_kernels.measure_windows(placed, y0, x0, 2.0)
     np.testing.assert_array_equal(area, cleaned.sum((1, 2)).numpy())
     np.testing.assert_array_equal(valid, area >= 2)
     assert not valid[4] and not valid[5] and valid[:4].all()
     kept = cleaned & torch.from_numpy(valid)[:, None, None]
+    np.testing.assert_array_equal(placed, kept.numpy())  # frames under the threshold cleared
     c, _ = mask_centroids(kept)
     np.testing.assert_array_equal(cent, (c + torch.tensor(np.stack([x0, y0], 1), dtype=torch.float32)).numpy())
     off = np.stack([y0, y0, x0, x0], 1)
@@ -302,7 +304,11 @@ def test_window_cleanup_and_placement_match_the_torch_definitions():
     full = np.zeros((n, h, w), bool)
     for k in range(n):
         full[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = kept[k].numpy()
-    np.testing.assert_array_equal(masks, full)
+    # on the whole image, and on a region cutting through the windows, for chosen frames
+    np.testing.assert_array_equal(extract_kernels.crop_windows(placed, y0, x0, np.arange(n), 0, h, 0, w), full)
+    picks = np.array([3, 1, 1, 0])
+    np.testing.assert_array_equal(extract_kernels.crop_windows(placed, y0, x0, picks, 12, 30, 8, 41),
+                                  full[picks, 12:30, 8:41])
 
 
 def test_core_near_edges_matches_the_eroded_bands():
