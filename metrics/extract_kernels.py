@@ -293,8 +293,10 @@ def object_components(win):
     window set, as the torch erosion), ties to the larger component, then to the one whose first
     pixel comes first in raster order. A frame without candidates stays empty.
 
-    Union-find over the dilated pixels in raster order, joining each to its labelled neighbours
-    (left, and the three above): every root is its component's first pixel.
+    Union-find over the dilated pixels in raster order: a pixel links to its labelled neighbours
+    (left, and the three above; with the one above set, the others are already joined to it), every
+    root is its component's first pixel and every parent an earlier pixel, so one pass in raster
+    order then points each pixel at its root.
     """
     n, a, b = win.shape
     grown = np.empty((a, b), np.uint8)
@@ -309,25 +311,38 @@ def object_components(win):
         _morph(m, core, tmp, 1, False)
         for y in range(a):
             for x in range(b):
-                i = y * b + x
                 if not grown[y, x]:
                     continue
-                parent[i] = i
-                weight[i] = 0
-                area[i] = 0
-                for dy, dx in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
-                    yy, xx = y + dy, x + dx
-                    if 0 <= yy and 0 <= xx < b and grown[yy, xx]:
-                        r1, r2 = _root(parent, i), _root(parent, yy * b + xx)
+                i = y * b + x
+                up = y > 0 and grown[y - 1, x]
+                left = x > 0 and grown[y, x - 1]
+                up_left = y > 0 and x > 0 and grown[y - 1, x - 1]
+                up_right = y > 0 and x < b - 1 and grown[y - 1, x + 1]
+                if up:  # left, up-left and up-right, where set, are joined to it already
+                    parent[i] = _root(parent, i - b)
+                elif left or up_left:
+                    parent[i] = _root(parent, i - 1 if left else i - b - 1)
+                    if up_right:  # joins two components that may still be apart
+                        r1, r2 = parent[i], _root(parent, i - b + 1)
                         if r1 != r2:  # the earlier pixel stays the root
                             parent[max(r1, r2)] = min(r1, r2)
-        best = -1
+                            parent[i] = min(r1, r2)
+                elif up_right:
+                    parent[i] = _root(parent, i - b + 1)
+                else:
+                    parent[i] = i
+                weight[i] = 0
+                area[i] = 0
+        # every parent precedes its pixel: in raster order, one step reaches the root
         for y in range(a):
             for x in range(b):
                 if grown[y, x]:
-                    r = _root(parent, y * b + x)
+                    i = y * b + x
+                    r = parent[parent[i]]
+                    parent[i] = r
                     area[r] += 1
                     weight[r] += core[y, x]
+        best = -1
         for y in range(a):
             for x in range(b):
                 i = y * b + x
@@ -336,7 +351,7 @@ def object_components(win):
                     best = i
         for y in range(a):
             for x in range(b):
-                if m[y, x] and _root(parent, y * b + x) != best:
+                if m[y, x] and parent[y * b + x] != best:
                     m[y, x] = 0
 
 

@@ -227,8 +227,13 @@ def test_object_components_keep_the_component_with_the_most_core_pixels():
     from newtonbench.metrics.functional._util import dilate, erode
 
     rng = np.random.default_rng(5)
-    n, a, b = 8, 24, 30
+    n, a, b = 10, 24, 30
     win = rng.random((n, a, b)) < 0.18  # speckle: many small components, few core pixels
+    win[8] = False  # a "U" and a "V": arms labelled apart, joined further down
+    win[8, 2:15, 3:6] = win[8, 2:15, 12:15] = win[8, 12:15, 3:15] = True
+    win[8, 2:10, 20] = win[8, 9, 20:27] = True
+    win[8, 4:9, 26] = True
+    win[9] = rng.random((a, b)) < 0.35  # denser speckle: long chains of joins
     win[:4] = False  # frames 0-3: shapes alone
     win[0, 3:8, 4:9] = True  # a 5x5 blob (9 core pixels) ...
     win[0, 14:16, 2:28] = True  # ... beats a long 2-px thread (more pixels, no core)
@@ -259,7 +264,8 @@ def test_object_components_keep_the_component_with_the_most_core_pixels():
     assert want[1, 0:4, 0:6].all() and not want[1, 15:19, 20:24].any()
     assert want[2, 12:15, 20:23].all() and not want[2, 2:5, 2:5].any()
     assert want[3, 2:5, 2:5].all() and not want[3, 12:15, 20:23].any()
-    assert not want[5].any() and all(want[k].any() for k in (0, 1, 2, 3, 4, 6, 7))
+    assert not want[5].any() and all(want[k].any() for k in (0, 1, 2, 3, 4, 6, 7, 8, 9))
+    assert want[8, 2:15, 3:6].all() and want[8, 2:15, 12:15].all() and not want[8, :, 20:].any()
 
 
 def test_window_cleanup_and_placement_match_the_torch_definitions():
