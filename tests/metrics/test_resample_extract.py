@@ -146,6 +146,31 @@ def test_drift_fit_recovers_gain_and_offset_around_the_object(uint8):
     assert (sigma <= (4e-3 if uint8 else 1e-5)).all()
 
 
+@pytest.mark.parametrize("uint8", [False, True])
+def test_palette_samples_the_eroded_mask_in_raster_order(uint8):
+    """The object's colours: pixels of the 3x3-eroded first mask (outside the image set, as the
+    torch erosion: a mask at the image's edge keeps its edge pixels), evenly spaced in raster order."""
+    from newtonbench.metrics.extract import _palette
+    from newtonbench.metrics.functional._util import erode
+
+    rng = np.random.default_rng(7)
+    image = torch.from_numpy(rng.random((3, 20, 24)).astype(np.float32))
+    if uint8:  # the decoder's layout: uint8, channels-last strides
+        image = (image * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    mask = torch.zeros(20, 24, dtype=torch.bool)
+    mask[0:9, 0:11] = True  # at the image's corner
+    mask[15, 5] = True  # a lone pixel: eroded away
+    core = erode(mask)
+    want = image[:, core].T.to(torch.float32) / (255.0 if uint8 else 1.0)  # [M, 3] raster order
+    assert len(want) == 8 * 10  # rows 0-7, columns 0-9: the image's edge does not erode
+    torch.testing.assert_close(_palette(image, mask, 1000), want, rtol=0, atol=0)
+    pick = torch.linspace(0, len(want) - 1, 16).long()
+    torch.testing.assert_close(_palette(image, mask, 16), want[pick], rtol=0, atol=0)
+    thin = torch.zeros(20, 24, dtype=torch.bool)
+    thin[4, 3:9] = True  # a 1-px line: nothing survives the erosion, the whole mask counts
+    torch.testing.assert_close(_palette(image, thin, 64), image[:, thin].T.to(torch.float32) / (255.0 if uint8 else 1.0))
+
+
 def test_kth_smallest_is_the_partition_value():
     """The drift fit's median selection (quickselect, in place) against np.partition: odd and even
     lengths, ties, sorted and reversed inputs, every rank of a small array."""
