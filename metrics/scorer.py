@@ -175,17 +175,23 @@ def _load(ds, clip: dict, path: Path | None, need_plate: bool, decode: bool = Tr
 
 def _load_and_prepare(ds, clip: dict, path: Path | None, need_plate: bool, cfg: ScoreConfig, device):
     """Worker-thread job: decode and extract one clip. torch and OpenCV release the GIL in their
-    kernels, so extraction overlaps with the main thread's batched metrics and the next decode."""
+    kernels, so extraction overlaps with the main thread's batched metrics and the next decode.
+
+    Returns the clip and what the batched metrics need (or the status): the decoded frames and
+    the ground truth's images die here, not in a finished future waiting in the look-ahead (which
+    held up to 2 x batch-size clips' frames, ~100 MB, and made every clip's buffers fresh memory)."""
     item = _load(ds, clip, path, need_plate)
     if item.status != "ok":
-        return item, (item.status, item.detail)
+        return clip, (item.status, item.detail)
     out = _prepare(item, cfg.extractor, device, cfg.pisa_compatible, cfg.max_lost_fraction, cfg.flow != "none")
     if isinstance(out, _Prepared) and cfg.flow != "none":
         # The flow is the costliest step: run it here, in parallel across clips, and keep only the
         # number (the cropped frames are freed).
         out.kinematic = _clip_residual(out, cfg.flow, cfg.raft_weights)
         out.flow_frames = out.flow_masks = None
-    return item, out
+    if isinstance(out, _Prepared):  # the mask metrics are computed: their crops are not needed
+        out.pred_masks = out.gt_masks = None
+    return clip, out
 
 
 # --- per-clip preparation (worker threads, torch) ----------------------------------------------------
@@ -197,11 +203,11 @@ class _Prepared:
     present: torch.Tensor  # bool [T]
     pred_c: torch.Tensor  # [T, 2] interpolated centroids
     pred_ok: torch.Tensor  # bool [T]
-    pred_masks: torch.Tensor  # bool [T, h, w] nearest generated frame, cropped to the objects' region
+    pred_masks: torch.Tensor | None  # bool [T, h, w] nearest generated frame, cropped to the objects' region (None once the mask metrics are in)
     mask_ok: torch.Tensor  # bool [T]
     gt_c: torch.Tensor
     gt_ok: torch.Tensor
-    gt_masks: torch.Tensor  # bool [T, h, w], same crop
+    gt_masks: torch.Tensor | None  # bool [T, h, w], same crop (likewise)
     size: tuple[int, int]  # the benchmark's (H, W)
     segments: torch.Tensor  # long [T]
     fit_t: torch.Tensor  # [M] generated-frame times inside the fit window
@@ -531,14 +537,14 @@ def _run_clips(ds, cfg, device, wanted, clips, videos, need_plate, workers, wind
         while len(pending) < window and submit():
             pass
         while pending:
-            item, out = pending.popleft().result()
+            clip, out = pending.popleft().result()
             submit()
             if isinstance(out, _Prepared):
                 batch.append(out)
                 if len(batch) >= cfg.batch_size:
                     flush()
             else:
-                rows.append(_row(item.clip, cfg, out[0], out[1], None))
+                rows.append(_row(clip, cfg, out[0], out[1], None))
             bar.update(1)
         flush()
 
