@@ -66,7 +66,7 @@ import collections, json, sys, time
 from pathlib import Path
 import cv2, torch
 torch.set_num_threads(1)
-cv2.setNumThreads(1)  # one thread in all: OpenCV's morphology would otherwise split across cores
+cv2.setNumThreads(1)  # one thread in all, as the scorer sets it
 from newtonbench.dataset import open_dataset
 from newtonbench.metrics import scorer
 from newtonbench.video import read_video

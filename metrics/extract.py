@@ -42,6 +42,7 @@ from newtonbench.metrics.functional._util import (
     mask_bytes,
     value_unit,
 )
+from newtonbench.metrics.functional.mask_kernels import moments
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +96,33 @@ class Extraction:
 
     def crop(self, region: tuple[int, int, int, int] | None = None, frames=None) -> Tensor:
         """bool [len(frames), y1 - y0, x1 - x0]: the masks of `frames` (indices; default all) on
-        `region` (y0, y1, x0, x1) of the image (default the whole image), on the extraction's device.
-        One compiled pass that copies only the windows' overlap with the region."""
+        `region` (y0, y1, x0, x1) of the image (default the whole image), on the extraction's device."""
         h, w = self.size
-        y0, y1, x0, x1 = region or (0, h, 0, w)
-        picks = np.arange(len(self.y0)) if frames is None else np.asarray(torch.as_tensor(frames).cpu(), np.int64)
-        out = extract_kernels.crop_windows(self.windows, self.y0, self.x0, np.ascontiguousarray(picks, np.int64),
-                                           y0, y1, x0, x1)
-        return torch.from_numpy(out.view(np.bool_)).to(self.valid.device)
+        return place_masks(self.windows, self.y0, self.x0, region or (0, h, 0, w), frames).to(self.valid.device)
 
     @property
     def masks(self) -> Tensor:
         """bool [N, H, W]: the object in each input frame."""
         return self.crop()
+
+
+def place_masks(windows: np.ndarray, y0, x0, region: tuple[int, int, int, int], frames=None) -> Tensor:
+    """Masks kept in windows (uint8 0/1 [N, a, b], frame k's window at (y0[k], x0[k]); a corner
+    shared by every frame may be given as one number) placed on `region` (y0, y1, x0, x1) of the
+    image for the frames `frames` (indices; default all): bool [len(frames), y1 - y0, x1 - x0] on
+    the CPU. The extractor's per-frame windows and the ground truth's box over all frames are both
+    placed this way. One slice copy per frame of the window's overlap with the region (measured:
+    faster than a compiled loop over the pixels)."""
+    n, a, b = windows.shape
+    picks = range(n) if frames is None else np.asarray(torch.as_tensor(frames).cpu(), np.int64).tolist()
+    y0, x0 = (np.broadcast_to(np.asarray(c, np.int64), (n,)).tolist() for c in (y0, x0))
+    ry0, ry1, rx0, rx1 = region
+    out = np.zeros((len(picks), ry1 - ry0, rx1 - rx0), np.uint8)
+    for i, k in enumerate(picks):
+        ya, yb, xa, xb = max(y0[k], ry0), min(y0[k] + a, ry1), max(x0[k], rx0), min(x0[k] + b, rx1)
+        if ya < yb and xa < xb:
+            out[i, ya - ry0:yb - ry0, xa - rx0:xb - rx0] = windows[k, ya - y0[k]:yb - y0[k], xa - x0[k]:xb - x0[k]]
+    return torch.from_numpy(out.view(np.bool_))
 
 
 def to_float_frames(frames: np.ndarray | Tensor, size: tuple[int, int], device: torch.device | str = "cpu") -> Tensor:
@@ -173,20 +188,37 @@ def extract(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None = Non
     """
     n, _, h, w = frames.shape
     if config.mode == "sam2":
-        win, y0, x0 = _sam2_masks(as_float(frames), first_mask, config), [0] * n, [0] * n
+        win, y0, x0 = mask_bytes(_sam2_masks(as_float(frames), first_mask, config)), [0] * n, [0] * n
     else:
         # The object's pixels in one window per frame (top-left corners y0, x0): areas and
         # centroids are read there, not over the whole frame. On the CPU, whatever the frames'
         # device: the work is compiled per-pixel loops, beside the decoder that made the frames.
         cpu = [None if x is None else x.cpu() for x in (frames, first_mask, first_frame, background)]
         win, y0, x0 = _plate_masks(*cpu, config)
-    # area, validity, centroids and boxes in one pass over the windows (frames under the area
-    # threshold cleared)
     min_area = max(config.min_area_px, config.min_area_ratio * float(first_mask.sum()))
-    win, y0, x0 = np.ascontiguousarray(mask_bytes(win)), np.asarray(y0, np.int64), np.asarray(x0, np.int64)
-    out = extract_kernels.measure_windows(win, y0, x0, float(min_area))
+    y0, x0 = np.asarray(y0, np.int64), np.asarray(x0, np.int64)
+    out = _measure_windows(win, y0, x0, float(min_area))
     centroids, valid, area, boxes = (torch.from_numpy(x).to(frames.device) for x in out)
     return Extraction(win, y0, x0, (h, w), centroids, valid, area, boxes)
+
+
+def _measure_windows(win: np.ndarray, y0: np.ndarray, x0: np.ndarray, min_area: float):
+    """The object masks in their windows (uint8 [N, a, b], frame k's at (y0[k], x0[k])) ->
+    centroids float32 [N, 2] (u, v), valid [N], area [N], boxes [N, 4], in image coordinates, from
+    the masks' compiled moments (one pass over each window's box, `mask_kernels.moments`).
+
+    A frame is valid when its area >= min_area; an invalid frame's window is cleared in place (its
+    centroid NaN, its box zeros). Centroids are the integer sums over the area in float32, plus the
+    window's offset, as `mask_centroids`."""
+    mom = moments(win)  # (area, sum x, sum y, y0, y1, x0, x1) per window
+    area = mom[:, 0]
+    valid = area >= min_area
+    win[~valid] = 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cent = mom[:, 1:3].astype(np.float32) / area[:, None].astype(np.float32) + np.stack([x0, y0], 1).astype(np.float32)
+    cent[~valid] = np.nan
+    boxes = np.where(valid[:, None], mom[:, 3:] + np.stack([y0, y0, x0, x0], 1), 0)
+    return cent, valid, area, boxes
 
 
 def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, min_run: int = 3,
@@ -282,7 +314,7 @@ class _Gate:
     (with an object palette) closer to one of the object's colours than to the background, unless
     far from it. The drift correction (f - o) / g is one multiply-add with per-frame, per-channel
     constants; the test is one compiled loop over the pixels read (`extract_kernels.foreground`),
-    in the decoder's layout."""
+    in the decoder's layout. Results are bool NumPy arrays, as the kernels after it take them."""
 
     def __init__(self, frames: Tensor, bg: Tensor, g: Tensor, o: Tensor, thr: Tensor, pal: Tensor, strong: float):
         n = frames.shape[0]
@@ -296,28 +328,27 @@ class _Gate:
         self.pal = pal.to(torch.float32).contiguous().numpy()
         self.strong2 = np.float32(strong * strong)
 
-    def _tiles(self, frame_of: np.ndarray, rows: np.ndarray, cols: np.ndarray, palette: bool = True) -> Tensor:
-        out = extract_kernels.foreground(self.frames, self.bg, self.scale, self.shift, self.thr2, self.pal,
-                                         self.strong2, np.ascontiguousarray(frame_of, np.int64),
-                                         np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64),
-                                         palette)
-        return torch.from_numpy(out)
+    def _tiles(self, frame_of: np.ndarray, rows: np.ndarray, cols: np.ndarray, palette: bool = True) -> np.ndarray:
+        return extract_kernels.foreground(self.frames, self.bg, self.scale, self.shift, self.thr2, self.pal,
+                                          self.strong2, np.ascontiguousarray(frame_of, np.int64),
+                                          np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64),
+                                          palette)
 
-    def lattice(self, ys: np.ndarray, xs: np.ndarray) -> Tensor:
+    def lattice(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """bool [N, a, b]: foreground at rows ys [a] and columns xs [b] of every frame."""
         n = self.n
         return self._tiles(np.arange(n), np.broadcast_to(ys, (n, len(ys))), np.broadcast_to(xs, (n, len(xs))))
 
-    def windows(self, y0, x0, side_y: int, side_x: int) -> Tensor:
+    def windows(self, y0, x0, side_y: int, side_x: int) -> np.ndarray:
         """bool [N, side_y, side_x]: foreground in a window per frame starting at (y0[k], x0[k])."""
         rows = np.asarray(y0)[:, None] + np.arange(side_y)
         cols = np.asarray(x0)[:, None] + np.arange(side_x)
         return self._tiles(np.arange(self.n), rows, cols)
 
-    def confirm(self, hits: Tensor, ly: np.ndarray, lx: np.ndarray) -> np.ndarray:
+    def confirm(self, hits: np.ndarray, ly: np.ndarray, lx: np.ndarray) -> np.ndarray:
         """Drops the lattice hits (at rows ly, columns lx) without a 3x3 block of foreground pixels
         in their 5x5 neighbourhood, in place; returns the boxes of the rest (`extract_kernels.confirm_hits`)."""
-        return extract_kernels.confirm_hits(self.frames, self.bg, self.scale, self.shift, self.thr2, hits.numpy(),
+        return extract_kernels.confirm_hits(self.frames, self.bg, self.scale, self.shift, self.thr2, hits,
                                             np.ascontiguousarray(ly, np.int64), np.ascontiguousarray(lx, np.int64))
 
 
@@ -358,7 +389,7 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
     box = gate.confirm(hits, ly, lx)  # [N, 4] in lattice rows and columns
     found = box[:, 1] > 0
     if not found.any():
-        return torch.zeros(n, 0, 0, dtype=torch.bool), [0] * n, [0] * n
+        return np.zeros((n, 0, 0), bool), [0] * n, [0] * n
     first_y, last_y = ly[box[:, 0]], ly[(box[:, 1] - 1).clip(0)] + 1
     first_x, last_x = lx[box[:, 2]], lx[(box[:, 3] - 1).clip(0)] + 1
     margin, r = 8, 5
@@ -368,8 +399,8 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
         y0 = _windows(first_y, last_y, side_y, h)
         x0 = _windows(first_x, last_x, side_x, w)
         cand = gate.windows(y0, x0, side_y, side_x)
-        cand.numpy()[~found] = False
-        top, bottom, left, right = extract_kernels.core_near_edges(cand.numpy(), r).T
+        cand[~found] = False
+        top, bottom, left, right = extract_kernels.core_near_edges(cand, r).T
         grow_y = bool(((y0 > 0) & top).any() or ((y0 + side_y < h) & bottom).any())
         grow_x = bool(((x0 > 0) & left).any() or ((x0 + side_x < w) & right).any())
         if not (grow_y or grow_x):
@@ -379,10 +410,10 @@ def _candidates(gate: _Gate, n: int, shape: tuple[int, int], small: bool):
 
 
 def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None, background: Tensor | None,
-                 config: ExtractConfig) -> tuple[Tensor, list[int], list[int]]:
+                 config: ExtractConfig) -> tuple[np.ndarray, list[int], list[int]]:
     """frames: float [N, 3, H, W] in [0, 1], or uint8 (see `bench_grid_frames`), and the other
     images, on the CPU (`extract` moves them there). Returns the object masks in one window per
-    frame, bool [N, a, b], and the windows' top-left corners y0, x0."""
+    frame, uint8 (0/1) [N, a, b], and the windows' top-left corners y0, x0."""
     n, _, h, w = frames.shape
     if config.mode == "plate":
         if background is None:
@@ -403,13 +434,13 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     pal = _palette(source, fm, config.palette_size)
     gate = _Gate(frames, bg, g, o, thr, pal, config.strong)
     cand, y0, x0 = _candidates(gate, n, (h, w), int(fm.sum()) < _ROI_MIN_AREA)
-    if cand.numel() == 0 or not bool(cand.view(torch.uint8).max()):
-        return cand, y0, x0
+    win = cand.view(np.uint8)
+    if not win.any():
+        return win, y0, x0
     # An object that resembles the scene behind it (a yellow ball on a brown floor) breaks into
     # fragments: components are taken on the dilated mask, so fragments within 2 px join. The
     # object is the component with the most pixels that survive a 3x3 erosion: a sharp edge of the
     # scene that the video codec smeared (a 1-px line across the image) has none, however long.
-    win = cand.numpy().view(np.uint8)
     extract_kernels.object_components(win)
     # Keeping only pixels within 2 px of the object's body (its 3x3-eroded core) drops 1-2 px
     # threads that joined the object (a ramp's edge, smeared differently by the codec in video and
@@ -417,7 +448,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # texture matches the scene. In the windows, as in the whole frame: no candidate lies within
     # 3 px of a window edge that is not the image's. One compiled loop per frame, in place.
     extract_kernels.open_close(win)
-    return torch.from_numpy(win.view(np.bool_)), y0, x0
+    return win, y0, x0
 
 
 def _sam2_masks(frames: Tensor, first_mask: Tensor, config: ExtractConfig) -> Tensor:

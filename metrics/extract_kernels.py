@@ -355,58 +355,6 @@ def object_components(win):
                     m[y, x] = 0
 
 
-@nb.njit("Tuple((float32[:, ::1], boolean[::1], int64[::1], int64[:, ::1]))"
-         "(uint8[:, :, ::1], int64[::1], int64[::1], float64)", nogil=True, cache=True)
-def measure_windows(win, y0, x0, min_area):
-    """The object masks in their windows (win [N, a, b], 0/1, frame k's window at (y0[k], x0[k]))
-    -> (centroids float32 [N, 2] (u, v), valid [N], area [N], boxes [N, 4]) in image coordinates.
-
-    area is the window's pixel count; a frame is valid when area >= min_area, and an invalid
-    frame's window is cleared in place (its centroid NaN, its box zeros). Centroids are the mean
-    pixel column and row: integer sums, then one float32 division and the window's offset, as
-    `mask_centroids`.
-    """
-    n, a, b = win.shape
-    cent = np.full((n, 2), np.nan, np.float32)
-    valid = np.zeros(n, np.bool_)
-    area = np.zeros(n, np.int64)
-    boxes = np.zeros((n, 4), np.int64)
-    for k in range(n):
-        cnt, su, sv = 0, 0, 0
-        by0, by1, bx0, bx1 = a, 0, b, 0
-        for y in range(a):
-            for x in range(b):
-                if win[k, y, x]:
-                    cnt += 1
-                    su += x
-                    sv += y
-                    by0, by1, bx0, bx1 = min(by0, y), max(by1, y + 1), min(bx0, x), max(bx1, x + 1)
-        area[k] = cnt
-        valid[k] = cnt >= min_area
-        if not valid[k] or cnt == 0:
-            win[k] = 0
-            continue
-        cent[k, 0] = np.float32(su) / np.float32(cnt) + np.float32(x0[k])
-        cent[k, 1] = np.float32(sv) / np.float32(cnt) + np.float32(y0[k])
-        boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = by0 + y0[k], by1 + y0[k], bx0 + x0[k], bx1 + x0[k]
-    return cent, valid, area, boxes
-
-
-@nb.njit("uint8[:, :, ::1](uint8[:, :, ::1], int64[::1], int64[::1], int64[::1], int64, int64, int64, int64)",
-         nogil=True, cache=True)
-def crop_windows(win, y0, x0, picks, ry0, ry1, rx0, rx1):
-    """The masks of frames `picks` on the image region [ry0, ry1) x [rx0, rx1), from their windows
-    (win [N, a, b], frame k's window at (y0[k], x0[k])): uint8 [len(picks), ry1 - ry0, rx1 - rx0]."""
-    a, b = win.shape[1], win.shape[2]
-    out = np.zeros((len(picks), ry1 - ry0, rx1 - rx0), np.uint8)
-    for i in range(len(picks)):
-        k = picks[i]
-        for y in range(max(y0[k], ry0), min(y0[k] + a, ry1)):
-            for x in range(max(x0[k], rx0), min(x0[k] + b, rx1)):
-                out[i, y - ry0, x - rx0] = win[k, y - y0[k], x - x0[k]]
-    return out
-
-
 @nb.njit("boolean[:, ::1](boolean[:, :, ::1], int64)", nogil=True, cache=True)
 def core_near_edges(cand, r):
     """Per frame of the windows cand [N, a, b], whether the 3x3-eroded candidates (outside the

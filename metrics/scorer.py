@@ -28,7 +28,7 @@ from newtonbench import schema
 from newtonbench.atomic import atomic_path, write_json
 from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError, check_range
 from newtonbench.metrics import info
-from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract
+from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract, place_masks
 from newtonbench.metrics.functional._util import count_set
 from newtonbench.metrics.functional.centroid import mask_centroids
 from newtonbench.metrics.functional.chamfer import chamfer_distance
@@ -189,8 +189,6 @@ def _load_and_prepare(ds, clip: dict, path: Path | None, need_plate: bool, cfg: 
         # number (the cropped frames are freed).
         out.kinematic = _clip_residual(out, cfg.flow, cfg.raft_weights)
         out.flow_frames = out.flow_masks = None
-    if isinstance(out, _Prepared):  # the mask metrics are computed: their crops are not needed
-        out.pred_masks = out.gt_masks = None
     return clip, out
 
 
@@ -203,11 +201,9 @@ class _Prepared:
     present: torch.Tensor  # bool [T]
     pred_c: torch.Tensor  # [T, 2] interpolated centroids
     pred_ok: torch.Tensor  # bool [T]
-    pred_masks: torch.Tensor | None  # bool [T, h, w] nearest generated frame, cropped to the objects' region (None once the mask metrics are in)
     mask_ok: torch.Tensor  # bool [T]
     gt_c: torch.Tensor
     gt_ok: torch.Tensor
-    gt_masks: torch.Tensor | None  # bool [T, h, w], same crop (likewise)
     size: tuple[int, int]  # the benchmark's (H, W)
     segments: torch.Tensor  # long [T]
     fit_t: torch.Tensor  # [M] generated-frame times inside the fit window
@@ -299,11 +295,11 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     times = times[:n_keep]
     frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8 when already at (h, w)
     # The ground truth's masks inside the object's box over all frames (uint8 0/1, viewed as bool):
-    # every use below reads only that box; the first mask is placed on the whole image.
-    gy0, gy1, gx0, gx1 = item.gt_box
+    # every use below reads only that box, or places it where needed (first the first mask on the
+    # whole image), as the extractor's windows are placed.
+    gy0, gy1, gx0, _ = item.gt_box
     gt = torch.as_tensor(item.gt_masks, device=device).view(torch.bool)
-    first_mask = torch.zeros(h, w, dtype=torch.bool, device=device)
-    first_mask[gy0:gy1, gx0:gx1] = gt[0]
+    first_mask = place_masks(item.gt_masks, gy0, gx0, (0, h, 0, w), [0])[0].to(device)
     # uint8 at the benchmark's size, as the frames: the extractor converts what it reads
     first_frame = bench_grid_frames(item.first_frame[None], (h, w), device)[0]
     bg = bench_grid_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
@@ -357,8 +353,8 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
 
     prepared = _Prepared(
         clip=clip, bench_times=tensor(bench_times), present=tensor(present), pred_c=tensor(pred_c),
-        pred_ok=tensor(pred_ok), pred_masks=pred_masks, mask_ok=tensor(mask_ok), gt_c=tensor(gt_c), gt_ok=tensor(gt_ok),
-        gt_masks=_place(gt, item.gt_box, (y0, y1, x0, x1)), size=(h, w), segments=tensor(segments),
+        pred_ok=tensor(pred_ok), mask_ok=tensor(mask_ok), gt_c=tensor(gt_c), gt_ok=tensor(gt_ok),
+        size=(h, w), segments=tensor(segments),
         fit_t=tensor(times[sel]), fit_c=tensor(found_c[sel].astype(np.float64)), fit_ok=tensor(found[sel]),
         depth_eff=depth_eff,
     )
@@ -375,12 +371,12 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         pred_idx = pred_idx[pred_idx < n_keep].to(device)
         gt_idx = gt_idx[: len(pred_idx)].to(device)
         pc = ex.centroids[pred_idx].to(torch.float64)
-        gt = _place(gt, item.gt_box, (0, h, 0, w))  # PISA's definitions read whole frames
-        pm = ex.crop(None, pred_idx)
+        # PISA's definitions read whole frames
+        pm, gm = ex.crop(None, pred_idx), place_masks(item.gt_masks, gy0, gx0, (0, h, 0, w), gt_idx).to(device)
         prepared.pisa = {
             "l2": pisa_l2(pc[None], prepared.gt_c[gt_idx][None], (ex.valid[pred_idx] & prepared.gt_ok[gt_idx])[None], h),
-            "chamfer": pisa_chamfer(pm[None], gt[gt_idx][None]),
-            "iou": pisa_iou(pm[None], gt[gt_idx][None]),
+            "chamfer": pisa_chamfer(pm[None], gm[None]),
+            "iou": pisa_iou(pm[None], gm[None]),
         }
     # The mask metrics read only this clip's crop: computed here, in the worker thread, so that the
     # clips' kernels run in parallel (in the main thread they were most of its time and the run
@@ -389,24 +385,17 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     # and is gathered as [T, h, w, 3] rows of the decoder's layout (15x faster than indexing the
     # channels-first view); crop first, then pick frames: never a full-size copy of the clip.
     crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, tensor(near)).permute(0, 3, 1, 2)
-    prepared.mask_metrics = _mask_metrics(prepared, crop)
+    gt_masks = place_masks(item.gt_masks, gy0, gx0, (y0, y1, x0, x1)).to(device)
+    prepared.mask_metrics = _mask_metrics(pred_masks, gt_masks, crop, prepared.present, prepared.mask_ok)
     return prepared
 
 
-def _place(masks: torch.Tensor, box: tuple[int, int, int, int], region: tuple[int, int, int, int]) -> torch.Tensor:
-    """Masks given inside `box` (y0, y1, x0, x1) as bool [T, y1 - y0, x1 - x0] on `region` of the
-    image, a region that holds the box."""
-    (y0, y1, x0, x1), (ry0, ry1, rx0, rx1) = box, region
-    out = masks.new_zeros(masks.shape[0], ry1 - ry0, rx1 - rx0)
-    out[:, y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0] = masks
-    return out
-
-
-def _mask_metrics(p: _Prepared, frames: torch.Tensor) -> dict:
-    """chamfer, iou and consistency of one prepared clip, given its frames cropped as its masks."""
-    pm, gm, pr = p.pred_masks[None], p.gt_masks[None], p.present[None]
+def _mask_metrics(pred_masks, gt_masks, frames, present, mask_ok) -> dict:
+    """chamfer, iou and consistency of one clip: its masks ([T, h, w]) and frames ([T, 3, h, w]) on
+    one crop, at the benchmark's times."""
+    pm, gm, pr = pred_masks[None], gt_masks[None], present[None]
     return {"chamfer": chamfer_distance(pm, gm, pr), "iou": mask_iou(pm, gm, pr),
-            "consistency": consistency(frames[None], pm, p.mask_ok[None], count_set(gm), pr)}
+            "consistency": consistency(frames[None], pm, mask_ok[None], count_set(gm), pr)}
 
 
 # --- batched metrics ----------------------------------------------------------------------------
@@ -595,9 +584,9 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
     window = max(2 * workers, 2 * cfg.batch_size)
     # The clips run in parallel, one per worker thread: the libraries' own thread pools would only
     # fight them for the cores. Measured on 2 cores: torch's intra-op threads, on a CPU, made the
-    # run 1.6x slower; OpenCV's (its morphology splits each clip's stacked frames across threads)
-    # cost ~3% more CPU time (median of 8 paired runs; 6 of 8 pairs), the same wall time. Both
-    # restored afterwards.
+    # run 1.6x slower; OpenCV's (then running the extractor's morphology; now its PNG decoding and
+    # erosions) cost ~3% more CPU time (median of 8 paired runs; 6 of 8 pairs), the same wall time.
+    # Both restored afterwards.
     import cv2
 
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()

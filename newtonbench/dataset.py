@@ -29,6 +29,7 @@ from newtonbench.schema import (
     READABLE_FORMAT_VERSIONS,
     TRAJECTORY_SCHEMA,
 )
+from newtonbench.video import read_rgb
 
 MANIFEST = "manifest.parquet"
 TRAJECTORIES = "trajectories.parquet"
@@ -214,14 +215,19 @@ class Dataset:
         return f"Dataset({str(self.root)!r}, clips={len(self)})"
 
 
-def mask_box(masks: np.ndarray) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1), half-open, of the set pixels of [T, H, W] masks over all frames; zeros
-    when none is set."""
-    seen = masks.any(0)  # [H, W]: a reduction over the leading axis runs over contiguous rows
-    rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
-    if not len(rows):
-        return 0, 0, 0, 0
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+def _span(flags: np.ndarray) -> tuple[int, int]:
+    """[first, last + 1) of the set entries of a 1-D array; (0, 0) when none is set."""
+    idx = np.flatnonzero(flags)
+    return (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
+
+
+def _in_box(masks: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """[T, H, W] masks -> (uint8 {0, 1} crop, box): the set pixels' box over all frames
+    (y0, y1, x0, x1), half-open, zeros when none is set, and the masks inside it."""
+    m = (np.asarray(masks) != 0).view(np.uint8)
+    seen = m.any(0)  # [H, W]: a reduction over the leading axis runs over contiguous rows
+    (y0, y1), (x0, x1) = _span(seen.any(1)), _span(seen.any(0))
+    return np.ascontiguousarray(m[:, y0:y1, x0:x1]), (y0, y1, x0, x1)
 
 
 def encode_masks(masks: np.ndarray) -> bytes:
@@ -230,14 +236,13 @@ def encode_masks(masks: np.ndarray) -> bytes:
     that box (y0, y1, x0, x1), half-open, zeros when no frame shows the object; "shape", (T, H, W).
 
     The object covers a small part of the frame: inflating only its box is what makes the scorer's
-    read cheap (a 256x256x32 clip: 0.68 -> ~0.1 ms; zlib spent 0.38 ms re-creating zeros), and the
+    read cheap (a 256x256x32 clip: 0.68 -> 0.30 ms; zlib spent 0.38 ms re-creating zeros), and the
     scorer works on the box without building the whole frames.
     """
-    m = np.asarray(masks) != 0
-    y0, y1, x0, x1 = mask_box(m)
+    crop, box = _in_box(masks)
     buf = io.BytesIO()
-    np.savez_compressed(buf, packed=np.packbits(m[:, y0:y1, x0:x1], axis=-1),
-                        box=np.array([y0, y1, x0, x1], np.int64), shape=np.array(m.shape, np.int64))
+    np.savez_compressed(buf, packed=np.packbits(crop, axis=-1), box=np.array(box, np.int64),
+                        shape=np.array(np.shape(masks), np.int64))
     return buf.getvalue()
 
 
@@ -257,20 +262,14 @@ def decode_masks(npz) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int,
         if packed.ndim != 3:
             raise ValueError(f"packed masks of shape {packed.shape}; expected [T, H, W / 8]")
         seen = np.bitwise_or.reduce(packed, axis=0)  # [H, W / 8]
-        rows = np.flatnonzero(seen.any(1))
-        cols = np.flatnonzero(np.unpackbits(np.bitwise_or.reduce(seen, axis=0), count=width))
-        shape = (packed.shape[0], packed.shape[1], width)
-        if not len(rows):
-            return np.zeros((shape[0], 0, 0), np.uint8), (0, 0, 0, 0), shape
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        (y0, y1), (x0, x1) = _span(seen.any(1)), _span(np.unpackbits(np.bitwise_or.reduce(seen, axis=0), count=width))
         crop = np.unpackbits(packed[:, y0:y1], axis=-1, count=width)[:, :, x0:x1]
-        return np.ascontiguousarray(crop), (y0, y1, x0, x1), shape
+        return np.ascontiguousarray(crop), (y0, y1, x0, x1), (packed.shape[0], packed.shape[1], width)
     full = npz["masks"]  # format 1: one byte per pixel
     if full.ndim != 3:
         raise ValueError(f"masks of shape {full.shape}; expected [T, H, W]")
-    full = (full != 0).view(np.uint8)
-    y0, y1, x0, x1 = mask_box(full)
-    return np.ascontiguousarray(full[:, y0:y1, x0:x1]), (y0, y1, x0, x1), full.shape
+    crop, box = _in_box(full)
+    return crop, box, full.shape
 
 
 def expand_masks(crop: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
@@ -299,12 +298,7 @@ def _check_columns(path: Path, schema) -> None:
 
 
 def _read_png(path: Path) -> np.ndarray:
-    import cv2
-
-    # OpenCV >= 4.11 decodes straight to RGB (no BGR image and conversion copy: the scorer reads two
-    # PNGs a clip); older ones decode BGR and convert
-    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR if rgb is None else rgb)
+    img = read_rgb(path)
     if img is None:
         raise DatasetError(f"{path}: missing or not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if rgb is None else img
+    return img

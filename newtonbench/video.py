@@ -114,18 +114,29 @@ def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0
     return Video(np.stack(frames), times, _nominal_fps(times, fps_hint))
 
 
-def _read_frame_folder(folder: Path, fps_hint: float | None) -> Video:
+def read_rgb(path: str | Path) -> np.ndarray | None:
+    """A still image as uint8 RGB [H, W, 3], or None where it is missing or unreadable (the caller
+    names the error). OpenCV >= 4.11 decodes straight to RGB (no BGR image and conversion copy:
+    the scorer reads two PNGs a clip); older ones decode BGR and convert."""
     import cv2
 
+    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR if rgb is None else rgb)
+    if img is None or rgb is not None:
+        return img
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _read_frame_folder(folder: Path, fps_hint: float | None) -> Video:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
     if not files:
         raise VideoReadError(f"{folder}: no {'/'.join(FRAME_SUFFIXES)} frames")
     frames = []
     for f in files:
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        img = read_rgb(f)
         if img is None:
             raise VideoReadError(f"{f}: cannot decode image")
-        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        frames.append(img)
     if len({fr.shape for fr in frames}) != 1:
         raise VideoReadError(f"{folder}: frames differ in size")
     rate = fps_hint or 1.0

@@ -62,6 +62,12 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
                       present: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """(d_col, d_shape, d_bg), each [B] (see the module docstring). `frames` may also be uint8
     (0..255, read as value / 255): only the pixels the terms read are converted."""
+    return _terms(frames, masks, valid, ref_area, present)[:3]
+
+
+def _terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Tensor | None,
+           present: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`consistency_terms` and the frames it counts as valid (bool [B, T]: valid and non-empty)."""
     m = masks.to(torch.bool)
     dtype = torch.float32 if not frames.is_floating_point() else frames.dtype
     # the compiled loop on a CPU (for RGB frames), torch ops elsewhere
@@ -82,7 +88,7 @@ def consistency_terms(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Te
         lr = lr - torch.where(ref_ok, torch.log(ra[:, 1:].clamp_min(1) / ra[:, :1].clamp_min(1)), torch.zeros_like(lr))
     d_shape = masked_median(lr.abs(), pair)
     d_bg = masked_mean(per, present[:, 1:].to(torch.bool) & present[:, :1].to(torch.bool), dim=-1)
-    return d_col, d_shape, d_bg
+    return d_col, d_shape, d_bg, valid
 
 
 def _frame_stats_compiled(frames: Tensor, m: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
@@ -143,11 +149,11 @@ def _frame_stats_torch(frames: Tensor, m: Tensor, dtype: torch.dtype) -> tuple[T
 
 def consistency(frames: Tensor, masks: Tensor, valid: Tensor, ref_area: Tensor | None = None,
                 present: Tensor | None = None) -> Tensor:
-    d_col, d_shape, d_bg = consistency_terms(frames, masks, valid, ref_area, present)
+    d_col, d_shape, d_bg, counted = _terms(frames, masks, valid, ref_area, present)
     # A clip whose only valid frame is the first has no colour/shape change to measure: 0 distance.
     d_col = torch.nan_to_num(d_col, nan=0.0)
     d_shape = torch.nan_to_num(d_shape, nan=0.0)
     d_bg = torch.nan_to_num(d_bg, nan=0.0)
     out = torch.exp(-(d_col / COLOUR_SCALE + d_shape / SHAPE_SCALE + d_bg / BACKGROUND_SCALE))
-    first = valid[:, 0].to(torch.bool) & (count_set(masks[:, 0]) > 0)
-    return torch.where(first, out, torch.full_like(out, float("nan")))
+    # NaN where frame 0 has no object (invalid or empty): nothing to compare against
+    return torch.where(counted[:, 0], out, torch.full_like(out, float("nan")))

@@ -11,7 +11,8 @@ works inside it, sums in float64, and releases the GIL, so the scorer's worker t
 in parallel.
 
 Compiled for exactly the types the callers pass when this module is imported (numba's cache makes
-that a load after the first time); the metric modules import it only on their CPU path.
+that a load after the first time); the metric modules import it only on their CPU path (the
+extractor, CPU-only, measures its windows with `moments`).
 """
 
 from __future__ import annotations

@@ -212,10 +212,10 @@ def test_foreground_gate_matches_numpy(uint8):
 
     gate = _Gate(torch.from_numpy(frames), torch.from_numpy(bg), torch.from_numpy(g), torch.from_numpy(o),
                  torch.from_numpy(thr), torch.from_numpy(pal), strong)
-    np.testing.assert_array_equal(gate.windows([0] * n, [0] * n, h, w).numpy(), want)
+    np.testing.assert_array_equal(gate.windows([0] * n, [0] * n, h, w), want)
     ys, xs = np.array([0, 3, 8]), np.array([1, 4, 10])
-    np.testing.assert_array_equal(gate.lattice(ys, xs).numpy(), want[:, ys][:, :, xs])
-    np.testing.assert_array_equal(gate.windows([0, 4, 2], [3, 0, 6], 5, 5).numpy(),
+    np.testing.assert_array_equal(gate.lattice(ys, xs), want[:, ys][:, :, xs])
+    np.testing.assert_array_equal(gate.windows([0, 4, 2], [3, 0, 6], 5, 5),
                                   np.stack([want[0, 0:5, 3:8], want[1, 4:9, 0:5], want[2, 2:7, 6:11]]))
 
 
@@ -236,7 +236,7 @@ def test_lattice_hits_without_a_3x3_block_are_dropped():
     hits = gate.lattice(ly, lx)
     assert hits[0, 1].all() and hits[1, 5].all()  # the lines are hit along the whole lattice row
     box = gate.confirm(hits, ly, lx)
-    kept = np.argwhere(hits[0].numpy())
+    kept = np.argwhere(hits[0])
     assert {(ly[i], lx[j]) for i, j in kept} == {(9, 6), (9, 9), (12, 6), (12, 9)}
     assert not hits[1].any()
     assert box.tolist() == [[3, 5, 2, 4], [0, 0, 0, 0]]
@@ -295,10 +295,11 @@ def test_object_components_keep_the_component_with_the_most_core_pixels():
 
 def test_window_cleanup_and_placement_match_the_torch_definitions():
     """open_close is dilate5(erode3(m)) & m, then erode3(dilate3(.)) | . (the torch morphology:
-    outside a window counts as set for erosion, unset for dilation); measure_windows gives each
+    outside a window counts as set for erosion, unset for dilation); _measure_windows gives each
     window's area, the threshold's validity, mask_centroids and mask_boxes in frame coordinates,
-    and crop_windows the valid frames' masks on any region of the image."""
+    and place_masks the valid frames' masks on any region of the image."""
     from newtonbench.metrics import extract_kernels
+    from newtonbench.metrics.extract import _measure_windows, place_masks
     from newtonbench.metrics.functional._util import dilate, erode, mask_boxes
     from newtonbench.metrics.functional.centroid import mask_centroids
 
@@ -321,7 +322,7 @@ def test_window_cleanup_and_placement_match_the_torch_definitions():
     cleaned = want.clone()
     cleaned[5, 7, 7] = True
     placed = cleaned.numpy().astype(np.uint8)
-    cent, valid, area, boxes = extract_kernels.measure_windows(placed, y0, x0, 2.0)
+    cent, valid, area, boxes = _measure_windows(placed, y0, x0, 2.0)
     np.testing.assert_array_equal(area, cleaned.sum((1, 2)).numpy())
     np.testing.assert_array_equal(valid, area >= 2)
     assert not valid[4] and not valid[5] and valid[:4].all()
@@ -336,10 +337,13 @@ def test_window_cleanup_and_placement_match_the_torch_definitions():
     for k in range(n):
         full[k, y0[k]:y0[k] + a, x0[k]:x0[k] + b] = kept[k].numpy()
     # on the whole image, and on a region cutting through the windows, for chosen frames
-    np.testing.assert_array_equal(extract_kernels.crop_windows(placed, y0, x0, np.arange(n), 0, h, 0, w), full)
+    np.testing.assert_array_equal(place_masks(placed, y0, x0, (0, h, 0, w)).numpy(), full)
     picks = np.array([3, 1, 1, 0])
-    np.testing.assert_array_equal(extract_kernels.crop_windows(placed, y0, x0, picks, 12, 30, 8, 41),
-                                  full[picks, 12:30, 8:41])
+    np.testing.assert_array_equal(place_masks(placed, y0, x0, (12, 30, 8, 41), picks).numpy(), full[picks, 12:30, 8:41])
+    # one corner for every frame (the ground truth's box over all frames)
+    shared = np.zeros((n, h, w), bool)
+    shared[:, 5:5 + a, 7:7 + b] = kept.numpy()
+    np.testing.assert_array_equal(place_masks(placed, 5, 7, (0, h, 0, w)).numpy(), shared)
 
 
 def test_core_near_edges_matches_the_eroded_bands():
