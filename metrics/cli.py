@@ -47,7 +47,7 @@ def format_table(summary: dict) -> str:
 @click.option("--card", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML model card (name, link, parameters, resolution, fps, frames, sampling, date).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=8, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
               help="Clips per batch of metric kernels.")
 @click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
               help="Threads that decode and extract clips (0: one per CPU core, up to 16).")

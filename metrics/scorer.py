@@ -64,7 +64,7 @@ class ScoreConfig:
     model: str
     card: dict | None = None
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: int = 32
     workers: int = 0  # decode + extraction threads; 0 = default_workers()
     primitives: tuple[str, ...] | None = None
     splits: tuple[str, ...] | None = None
@@ -579,7 +579,7 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
                 rows.append(_row(p.clip, cfg, "ok", "", metrics))
         batch.clear()
 
-    clips = [ds.clip(c) for c in wanted] if len(wanted) <= 50_000 else None
+    clips = ds.clips(wanted) if len(wanted) <= 50_000 else None
     workers = cfg.workers or default_workers()
     window = max(2 * workers, 2 * cfg.batch_size)
     # The clips run in parallel, one per worker thread: the libraries' own thread pools would only

@@ -106,9 +106,15 @@ class Dataset:
 
     def clip(self, clip_id: str) -> dict:
         """The clip's manifest row as a dict (world_to_camera as a 16-tuple)."""
-        row = self.manifest.iloc[self._check_clip(clip_id)].to_dict()
-        row["world_to_camera"] = tuple(float(v) for v in row["world_to_camera"])
-        return row
+        return self.clips([clip_id])[0]
+
+    def clips(self, clip_ids) -> list[dict]:
+        """The clips' manifest rows as dicts, as `clip` gives them, in one pass over the table
+        (a row at a time through pandas took 0.1 ms a clip)."""
+        rows = self.manifest.iloc[[self._check_clip(c) for c in clip_ids]].to_dict("records")
+        for row in rows:
+            row["world_to_camera"] = tuple(float(v) for v in row["world_to_camera"])
+        return rows
 
     def _trajectory_rows(self, clip_id: str) -> slice:
         self._check_clip(clip_id)
