@@ -42,7 +42,7 @@ from newtonbench.metrics.functional._util import (
     mask_bytes,
     value_unit,
 )
-from newtonbench.metrics.functional.mask_kernels import moments
+from newtonbench.metrics.functional.mask_kernels import centroids, moments
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +214,7 @@ def _measure_windows(win: np.ndarray, y0: np.ndarray, x0: np.ndarray, min_area: 
     area = mom[:, 0]
     valid = area >= min_area
     win[~valid] = 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cent = mom[:, 1:3].astype(np.float32) / area[:, None].astype(np.float32) + np.stack([x0, y0], 1).astype(np.float32)
+    cent = centroids(mom, np.float32)[0] + np.stack([x0, y0], 1).astype(np.float32)
     cent[~valid] = np.nan
     boxes = np.where(valid[:, None], mom[:, 3:] + np.stack([y0, y0, x0, x0], 1), 0)
     return cent, valid, area, boxes

@@ -154,6 +154,18 @@ def moments(m):
     return out
 
 
+def centroids(mom: np.ndarray, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) centroids [N, 2] in `dtype` and valid [N] (area > 0) from `moments` rows: the exact
+    integer sums divided once in `dtype`, as `mask_centroids` divides them; NaN where a mask is
+    empty. For NumPy callers (the extractor's windows, the scorer's ground truth)."""
+    area = mom[:, 0]
+    valid = area > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = mom[:, 1:3].astype(dtype) / area[:, None].astype(dtype)
+    c[~valid] = np.nan
+    return c, valid
+
+
 @nb.njit(f"Tuple((int64[::1], int64[::1]))({_MASKS}, {_MASKS})", nogil=True, cache=True)
 def overlap_counts(p, g):
     """|P ∩ G| and |P ∪ G| of each frame's pair of masks ([N, H, W], 0 or 1), for `iou`."""
