@@ -29,7 +29,6 @@ from newtonbench.atomic import atomic_path, write_json
 from newtonbench.errors import DeviceUnavailableError, InvalidValueError, NewtonBenchError, check_range
 from newtonbench.metrics import info
 from newtonbench.metrics.extract import ExtractConfig, as_float, bench_grid_frames, extract, place_masks
-from newtonbench.metrics.functional._util import count_set
 from newtonbench.metrics.functional.chamfer import chamfer_distance
 from newtonbench.metrics.functional.consistency import consistency
 from newtonbench.metrics.functional.iou import mask_iou
@@ -401,16 +400,17 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     # channels-first view); crop first, then pick frames: never a full-size copy of the clip.
     crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, tensor(near)).permute(0, 3, 1, 2)
     gt_masks = place_masks(item.gt_masks, gy0, gx0, (y0, y1, x0, x1)).to(device)
-    prepared.mask_metrics = _mask_metrics(pred_masks, gt_masks, crop, prepared.present, prepared.mask_ok)
+    gt_area = torch.from_numpy(gt_moments[:, 0]).to(device)  # the crop holds the whole box: the same counts
+    prepared.mask_metrics = _mask_metrics(pred_masks, gt_masks, crop, prepared.present, prepared.mask_ok, gt_area)
     return prepared
 
 
-def _mask_metrics(pred_masks, gt_masks, frames, present, mask_ok) -> dict:
+def _mask_metrics(pred_masks, gt_masks, frames, present, mask_ok, gt_area) -> dict:
     """chamfer, iou and consistency of one clip: its masks ([T, h, w]) and frames ([T, 3, h, w]) on
-    one crop, at the benchmark's times."""
+    one crop, at the benchmark's times, and the ground truth's areas [T]."""
     pm, gm, pr = pred_masks[None], gt_masks[None], present[None]
     return {"chamfer": chamfer_distance(pm, gm, pr), "iou": mask_iou(pm, gm, pr),
-            "consistency": consistency(frames[None], pm, mask_ok[None], count_set(gm), pr)}
+            "consistency": consistency(frames[None], pm, mask_ok[None], gt_area[None], pr)}
 
 
 # --- batched metrics ----------------------------------------------------------------------------
