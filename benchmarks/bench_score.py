@@ -102,7 +102,7 @@ for cid, clip in zip(ids, clips):
     decode.append(time.perf_counter() - t)
 # Then as a worker runs them: the ground truth of a run of 8 clips read together, then each clip
 # decoded (untimed: measured above) and prepared. The first clip pays torch's first-call costs.
-first = scorer._load(ds, clips[0], video_dir / f"{ids[0]}.mp4", True)
+first = scorer._load(ds, clips[0], True)
 scorer._decode(first, video_dir / f"{ids[0]}.mp4")
 scorer._prepare(first, cfg.extractor, torch.device("cpu"), False, cfg.max_lost_fraction, False)
 spent.clear()
@@ -111,7 +111,7 @@ prepared = []
 for s in range(1, len(ids), 8):
     run = [(clip, video_dir / f"{cid}.mp4") for cid, clip in zip(ids[s:s + 8], clips[s:s + 8])]
     t = time.perf_counter()
-    items = [scorer._load(ds, clip, path, True) for clip, path in run]
+    items = [scorer._load(ds, clip, True) for clip, _ in run]
     spent["ground_truth_reads"] += [(time.perf_counter() - t) / len(run)] * len(run)
     for item, (_, path) in zip(items, run):
         scorer._decode(item, path)

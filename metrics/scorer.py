@@ -146,12 +146,9 @@ class _Loaded:
     traj: dict | None = None
 
 
-def _load(ds, clip: dict, path: Path | None, need_plate: bool) -> _Loaded:
-    """The clip's ground truth (status `missing_video` without a video); `_decode` adds the frames."""
+def _load(ds, clip: dict, need_plate: bool) -> _Loaded:
+    """The clip's ground truth; `_decode` adds the frames."""
     item = _Loaded(clip)
-    if path is None:
-        item.status, item.detail = "missing_video", "no file with this clip id as its stem"
-        return item
     cid = clip["clip_id"]
     item.traj = ds.trajectory_arrays(cid, ("t", "u", "v", "visible", "in_contact", "ax", "az"))
     item.gt_masks, item.gt_box = ds.mask_box(cid)
@@ -174,7 +171,7 @@ def _decode(item: _Loaded, path: Path) -> None:
     item.frames, item.times, item.fps = video.frames, video.times, video.fps
 
 
-def _load_and_prepare(ds, jobs: list[tuple[dict, Path | None]], need_plate: bool, cfg: ScoreConfig, device):
+def _load_and_prepare(ds, jobs: list[tuple[dict, Path]], need_plate: bool, cfg: ScoreConfig, device):
     """Worker-thread job: decode and extract a few clips (`jobs`: each clip and its video). torch,
     OpenCV, PyAV and the compiled kernels release the GIL, so clips run in parallel across workers.
 
@@ -185,12 +182,11 @@ def _load_and_prepare(ds, jobs: list[tuple[dict, Path | None]], need_plate: bool
     Returns each clip and what the batched metrics need (or the status): the decoded frames and
     the ground truth's images die here, not in a finished future waiting in the look-ahead (which
     held up to 2 x batch-size clips' frames, ~100 MB, and made every clip's buffers fresh memory)."""
-    items = [_load(ds, clip, path, need_plate) for clip, path in jobs]
+    items = [_load(ds, clip, need_plate) for clip, _ in jobs]
     results = []
     for i, (clip, path) in enumerate(jobs):
         item, items[i] = items[i], None
-        if item.status == "ok":
-            _decode(item, path)
+        _decode(item, path)
         if item.status != "ok":
             results.append((clip, (item.status, item.detail)))
             continue
@@ -520,33 +516,49 @@ def _row(clip: dict, cfg: ScoreConfig, status: str, detail: str, metrics: dict |
     return row
 
 
+def _run_sizes(n: int, workers: int, longest: int = 8):
+    """Clips per job for n clips: up to `longest` (see `_load_and_prepare`), shrinking as the work
+    runs out (a quarter of each worker's share of what is left; guided self-scheduling), so that
+    the last jobs are single clips and no core waits long on another's last run."""
+    while n > 0:
+        size = max(1, min(longest, n // (4 * workers)))
+        yield size
+        n -= size
+
+
 def _run_clips(ds, cfg, device, wanted, clips, videos, need_plate, workers, window, rows, batch, flush, progress):
-    """Decode and extract clips in `workers` threads, a few clips a job, with a bounded look-ahead;
-    batch the rest."""
+    """Decode and extract the clips that have a video in `workers` threads, a few clips a job, with
+    a bounded look-ahead; batch the rest. Clips without a video get their status here."""
     from tqdm.auto import tqdm
 
-    # Runs of up to 8 clips a job (see `_load_and_prepare`), short enough that every worker gets
-    # about four jobs: the last job of a run must not leave the other cores idle for long.
-    run = max(1, min(8, len(wanted) // (4 * workers)))
+    def clip_at(i):
+        return clips[i] if clips is not None else ds.clip(wanted[i])
+
+    todo = [i for i, cid in enumerate(wanted) if cid in videos]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nb-score") as pool, \
             tqdm(total=len(wanted), desc=f"score {cfg.model}", unit="clip", disable=not progress) as bar:
+        for i, cid in enumerate(wanted):
+            if cid not in videos:
+                rows.append(_row(clip_at(i), cfg, "missing_video", "no file with this clip id as its stem", None))
+        bar.update(len(wanted) - len(todo))
         pending: collections.deque[Future] = collections.deque()
-        starts = iter(range(0, len(wanted), run))
+        sizes, start = _run_sizes(len(todo), workers), 0
 
         def submit():
-            i = next(starts, None)
-            if i is None:
+            nonlocal start
+            size = next(sizes, None)
+            if size is None:
                 return False
-            part = clips[i:i + run] if clips is not None else [ds.clip(c) for c in wanted[i:i + run]]
-            jobs = [(clip, videos.get(clip["clip_id"])) for clip in part]
-            pending.append(pool.submit(_load_and_prepare, ds, jobs, need_plate, cfg, device))
+            jobs = [(clip, videos[clip["clip_id"]]) for clip in map(clip_at, todo[start:start + size])]
+            start += size
+            pending.append((size, pool.submit(_load_and_prepare, ds, jobs, need_plate, cfg, device)))
             return True
 
         # A bounded look-ahead keeps decoding ahead of the kernels without holding every clip.
-        while len(pending) * run < window and submit():
+        while sum(n for n, _ in pending) < window and submit():
             pass
         while pending:
-            done = pending.popleft().result()
+            done = pending.popleft()[1].result()
             submit()
             for clip, out in done:
                 if isinstance(out, _Prepared):
@@ -637,7 +649,7 @@ def score_arrays(ds, clip_id: str, frames: np.ndarray, fps: float, cfg: ScoreCon
     """
     cfg = cfg or ScoreConfig(videos=".", bench=str(ds.root), out=".", model="arrays")
     clip = ds.clip(clip_id)
-    item = _load(ds, clip, Path(ds.video_path(clip_id)), cfg.extractor.mode == "plate")
+    item = _load(ds, clip, cfg.extractor.mode == "plate")
     item.frames = np.asarray(frames)
     item.times = np.arange(len(frames)) / float(fps)
     item.fps = float(fps)
