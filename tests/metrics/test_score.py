@@ -347,3 +347,16 @@ def test_silhouette_gain_calibrates_the_acceleration_on_the_ground_truth():
     assert _silhouette_gain(traj, m, ok, short) == pytest.approx((dm * dp).sum() / (dp**2).sum())
     still = {"t": t, "u": np.full(16, 50.0), "v": np.full(16, 40.0)}
     assert _silhouette_gain(still, m * 0 + 3.0, ok, window) == 1.0
+
+
+@pytest.mark.parametrize("n,workers", [(0, 2), (1, 2), (10, 2), (80, 2), (1000, 16), (7, 1)])
+def test_job_sizes_cover_every_clip_and_shrink_to_single_clips(n, workers):
+    from newtonbench.metrics.scorer import _run_sizes
+
+    sizes = list(_run_sizes(n, workers))
+    assert sum(sizes) == n and all(1 <= s <= 8 for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)  # never a long job after a short one
+    if n:
+        assert sizes[-1] == 1  # the last job leaves no core waiting on a run
+    if n == 80:  # what 2 workers get on the bench: long runs first (the ground truth read together)
+        assert sizes[:3] == [8, 8, 8] and len(sizes) == 29
