@@ -100,34 +100,39 @@ for cid, clip in zip(ids, clips):
     t = time.perf_counter()
     read_video(video_dir / f"{cid}.mp4", fps_hint=fps, threads=1)
     decode.append(time.perf_counter() - t)
-# Then as a worker runs them: the ground truth of a run of 8 clips read together, then each clip
-# decoded (untimed: measured above) and prepared. The first clip pays torch's first-call costs.
-first = scorer._load(ds, clips[0], True)
-scorer._decode(first, video_dir / f"{ids[0]}.mp4")
-scorer._prepare(first, cfg.extractor, torch.device("cpu"), False, cfg.max_lost_fraction, False)
+# Then the scorer's own worker job on this one thread, in the scorer's runs of clips (the ground
+# truth of a run read together, then each clip decoded and prepared), with _load and _prepare
+# timed where the job looks them up (the decode inside it is untimed: measured above). The first
+# clip pays torch's first-call costs.
+def timed_prepare(fn):
+    def run(*a, **kw):
+        inner = {name: len(spent[name]) for name in ("extract", "mask_metrics")}
+        t = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            # minus this clip's extraction and mask metrics (where it got that far)
+            spent["prepare_other"].append(time.perf_counter() - t - sum(
+                spent[name][-1] for name, n in inner.items() if len(spent[name]) > n))
+    return run
+
+scorer._load = timed("ground_truth_reads", scorer._load)
+scorer._prepare = timed_prepare(scorer._prepare)
+jobs = [(clip, video_dir / f"{cid}.mp4") for cid, clip in zip(ids, clips)]
+scorer._load_and_prepare(ds, jobs[:1], True, cfg, torch.device("cpu"))
 spent.clear()
 spent["decode"] = decode[1:]  # the first clip pays the decoder's first-call costs
-prepared = []
-for s in range(1, len(ids), 8):
-    run = [(clip, video_dir / f"{cid}.mp4") for cid, clip in zip(ids[s:s + 8], clips[s:s + 8])]
-    t = time.perf_counter()
-    items = [scorer._load(ds, clip, True) for clip, _ in run]
-    spent["ground_truth_reads"] += [(time.perf_counter() - t) / len(run)] * len(run)
-    for item, (_, path) in zip(items, run):
-        scorer._decode(item, path)
-        inner = len(spent["extract"]), len(spent["mask_metrics"])
-        t = time.perf_counter()
-        prepared.append(scorer._prepare(item, cfg.extractor, torch.device("cpu"), False, cfg.max_lost_fraction, False))
-        t = time.perf_counter() - t
-        # minus this clip's extraction and mask metrics (where it got that far)
-        spent["prepare_other"].append(t - sum(spent[k][-1] for k, n in zip(("extract", "mask_metrics"), inner)
-                                              if len(spent[k]) > n))
+prepared, start = [], 1
+for size in scorer._run_sizes(len(jobs) - 1, scorer.default_workers()):
+    done = scorer._load_and_prepare(ds, jobs[start:start + size], True, cfg, torch.device("cpu"))
+    prepared += [out for _, out in done]
+    start += size
 t = time.perf_counter()
 for k in range(0, len(prepared), cfg.batch_size):
     scorer._compute(prepared[k:k + cfg.batch_size], cfg)
 spent["track_metrics"] = [(time.perf_counter() - t) / len(prepared)]
-# Medians over the clips: a host hiccup (one run of 8 ground-truth reads once took 144 ms) moves a
-# mean by a fifth; what a clip costs is the typical clip.
+# Medians over the clips: a host hiccup (one run of 8 ground-truth reads once took 144 ms, which
+# nearly tripled that stage's mean) moves a mean; what a clip costs is the typical clip.
 print(json.dumps({k: round(1000 * statistics.median(v), 2) for k, v in spent.items()}))
 """
 

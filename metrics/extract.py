@@ -316,8 +316,7 @@ class _Gate:
     in the decoder's layout. Results are bool NumPy arrays, as the kernels after it take them."""
 
     def __init__(self, frames: Tensor, bg: Tensor, g: Tensor, o: Tensor, thr: Tensor, pal: Tensor, strong: float):
-        n = frames.shape[0]
-        self.n, self.size = n, tuple(frames.shape[-2:])
+        self.n = n = frames.shape[0]
         self.frames = channels_last(frames)  # [N, H, W, 3], uint8 (from bench_grid_frames) or float32
         self.bg = channels_last(bg)  # [H, W, 3] float32
         g, o = g.reshape(n, -1), o.reshape(n, -1)
@@ -327,22 +326,22 @@ class _Gate:
         self.pal = pal.to(torch.float32).contiguous().numpy()
         self.strong2 = np.float32(strong * strong)
 
-    def _tiles(self, frame_of: np.ndarray, rows: np.ndarray, cols: np.ndarray, palette: bool = True) -> np.ndarray:
+    def _tiles(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """bool [N, a, b]: foreground at rows rows[k] [a] and columns cols[k] [b] of frame k."""
         return extract_kernels.foreground(self.frames, self.bg, self.scale, self.shift, self.thr2, self.pal,
-                                          self.strong2, np.ascontiguousarray(frame_of, np.int64),
-                                          np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64),
-                                          palette)
+                                          self.strong2, np.ascontiguousarray(rows, np.int64),
+                                          np.ascontiguousarray(cols, np.int64))
 
     def lattice(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """bool [N, a, b]: foreground at rows ys [a] and columns xs [b] of every frame."""
         n = self.n
-        return self._tiles(np.arange(n), np.broadcast_to(ys, (n, len(ys))), np.broadcast_to(xs, (n, len(xs))))
+        return self._tiles(np.broadcast_to(ys, (n, len(ys))), np.broadcast_to(xs, (n, len(xs))))
 
     def windows(self, y0, x0, side_y: int, side_x: int) -> np.ndarray:
         """bool [N, side_y, side_x]: foreground in a window per frame starting at (y0[k], x0[k])."""
         rows = np.asarray(y0)[:, None] + np.arange(side_y)
         cols = np.asarray(x0)[:, None] + np.arange(side_x)
-        return self._tiles(np.arange(self.n), rows, cols)
+        return self._tiles(rows, cols)
 
     def confirm(self, hits: np.ndarray, ly: np.ndarray, lx: np.ndarray) -> np.ndarray:
         """Drops the lattice hits (at rows ly, columns lx) without a 3x3 block of foreground pixels

@@ -99,8 +99,8 @@ def mask_boxes(mask: Tensor) -> Tensor:
 
 def moments_compiled(mask: Tensor) -> Tensor:
     """int64 [..., 7] per [..., H, W] mask on a CPU: (area, sum of x, sum of y, y0, y1, x0, x1) of its
-    set pixels, from one compiled pass (`mask_kernels.moments`); what `mask_centroids`, `mask_boxes`
-    and `count_set` read there instead of a dozen tensor ops each."""
+    set pixels, from one compiled pass (`mask_kernels.moments`); what `mask_boxes` and `count_set`
+    read there instead of a dozen tensor ops each."""
     from newtonbench.metrics.functional.mask_kernels import moments
 
     return torch.from_numpy(moments(mask_bytes(mask))).reshape(*mask.shape[:-2], 7)

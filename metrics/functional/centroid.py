@@ -8,10 +8,11 @@ mask has no centroid: valid is False there and the centroid is NaN.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from newtonbench.metrics.functional._util import moments_compiled
+from newtonbench.metrics.functional._util import mask_bytes
 
 
 def mask_centroids(masks: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
@@ -46,11 +47,12 @@ def _centroids_torch(masks: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]
 
 
 def _centroids_compiled(masks: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Binary masks on a CPU: the exact integer sums from one compiled pass over each mask's box
-    (`_util.moments_compiled`), then one division in `dtype`, as the torch path (the same numbers in
-    float64, and in float32 while the sums stay below 2**24, e.g. up to 256 x 256 images)."""
-    mom = moments_compiled(masks)
-    area = mom[..., 0]
-    valid = area > 0
-    c = mom[..., 1:3].to(dtype) / area.to(dtype).clamp_min(torch.finfo(dtype).tiny).unsqueeze(-1)
-    return torch.where(valid.unsqueeze(-1), c, torch.full_like(c, float("nan"))), valid
+    """Binary masks on a CPU: the exact integer sums from one compiled pass over each mask's box,
+    divided once (`mask_kernels.centroids`, what the extractor and the scorer's ground truth use
+    too): in float64 for float64, else in float32 and then cast (the same numbers as the torch path
+    in float64, and in float32 while the sums stay below 2**24, e.g. up to 256 x 256 images)."""
+    from newtonbench.metrics.functional.mask_kernels import centroids, moments
+
+    c, valid = centroids(moments(mask_bytes(masks)), np.float64 if dtype == torch.float64 else np.float32)
+    lead = masks.shape[:-2]
+    return torch.from_numpy(c).to(dtype).reshape(*lead, 2), torch.from_numpy(valid).reshape(lead)

@@ -156,8 +156,8 @@ def moments(m):
 
 def centroids(mom: np.ndarray, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     """(u, v) centroids [N, 2] in `dtype` and valid [N] (area > 0) from `moments` rows: the exact
-    integer sums divided once in `dtype`, as `mask_centroids` divides them; NaN where a mask is
-    empty. For NumPy callers (the extractor's windows, the scorer's ground truth)."""
+    integer sums divided once in `dtype`; NaN where a mask is empty. The one division of the
+    compiled path: `mask_centroids` on a CPU, the extractor's windows, the scorer's ground truth."""
     area = mom[:, 0]
     valid = area > 0
     with np.errstate(invalid="ignore", divide="ignore"):
