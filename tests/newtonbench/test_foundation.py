@@ -84,6 +84,10 @@ def test_video_roundtrip_is_near_lossless_and_deterministic(tmp_path):
     np.testing.assert_allclose(video.times, np.arange(8) / 16)
     assert video.fps == pytest.approx(16.0)
     assert np.abs(video.frames.astype(int) - frames).mean() < 2.0
+    # the scorer's setting (decode and colour conversion in the calling thread): the same pixels
+    one = read_video(tmp_path / "a.mp4", threads=1)
+    np.testing.assert_array_equal(one.frames, video.frames)
+    np.testing.assert_array_equal(one.times, video.times)
     assert find_videos(tmp_path) == {"a": tmp_path / "a.mp4", "b": tmp_path / "b.mp4"}
 
 
