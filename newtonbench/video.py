@@ -90,8 +90,8 @@ def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0
     # PyAV >= 17 also converts in threads of its own unless told otherwise (its default: automatic;
     # older versions have neither the threads nor the argument).
     # With threads=1 the conversion stays in the calling thread too: at 256x256 on 2 cores the
-    # automatic threads took 4x the CPU and 2.4x the wall time of one thread, the same pixels bit
-    # for bit (at 720p they gain 27% in wall time, so threads=0 keeps them).
+    # automatic threads took 3-4x the CPU and 2.4x the wall time of one thread, the same pixels bit
+    # for bit (at 720p they take 26% less wall time, so threads=0 keeps them).
     convert = {"threads": 1} if threads == 1 and int(av.__version__.split(".")[0]) >= 17 else {}
     try:
         with av.open(str(path)) as container:
