@@ -72,9 +72,9 @@ def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0
     """Decode a video file or a folder of frames. Raises VideoReadError on anything unreadable.
 
     A frame folder has no timing of its own: its frames are taken at `fps_hint` (the benchmark's fps).
-    threads: 0 = FFmpeg's automatic frame threading; 1 = decode in the calling thread only, for
-    callers that decode many videos in parallel (measured: ~25-45% less CPU per clip, no wait on
-    frame threads).
+    threads: 0 = FFmpeg's automatic threading (decoding and colour conversion); 1 = both in the
+    calling thread only, for callers that decode many videos in parallel (measured: ~25-45% less
+    CPU per clip, no wait on frame threads).
     """
     path = Path(path)
     if path.is_dir():
@@ -87,12 +87,11 @@ def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0
     # context for every frame, which cost more than decoding (measured at 256x256: 10.4 -> 5.5 ms
     # of CPU a 32-frame clip, the same pixels bit for bit).
     to_rgb = VideoReformatter()
-    # PyAV >= 17 also converts in threads of its own unless told otherwise (its default: automatic;
-    # older versions have neither the threads nor the argument).
-    # With threads=1 the conversion stays in the calling thread too: at 256x256 on 2 cores the
-    # automatic threads took 3-4x the CPU and 2.4x the wall time of one thread, the same pixels bit
-    # for bit (at 720p they take 26% less wall time, so threads=0 keeps them).
-    convert = {"threads": 1} if threads == 1 and int(av.__version__.split(".")[0]) >= 17 else {}
+    # PyAV >= 17 converts in threads of its own too, automatic by default (older versions have
+    # neither the threads nor the argument): `threads` sets them as it sets the decoder's. At
+    # 256x256 on 2 cores the automatic ones took 3-4x the CPU and 2.4x the wall time of one thread
+    # (the same pixels bit for bit); at 720p they take 26% less wall time.
+    convert = {"threads": threads} if int(av.__version__.split(".")[0]) >= 17 else {}
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -360,3 +360,16 @@ def test_job_sizes_cover_every_clip_and_shrink_to_single_clips(n, workers):
         assert sizes[-1] == 1  # the last job leaves no core waiting on a run
     if n == 80:  # what 2 workers get on the bench: long runs first (the ground truth read together)
         assert sizes[:3] == [8, 8, 8] and len(sizes) == 29
+
+
+def test_clip_rows_come_in_order_across_chunks(score_ds):
+    from newtonbench.metrics.scorer import _clip_rows
+
+    def comparable(rows):  # NaN (a parameter the primitive does not have) never equals itself
+        return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
+
+    ids = list(score_ds.manifest["clip_id"])[::-1]  # not the manifest's order
+    want = comparable([score_ds.clip(c) for c in ids])
+    for chunk in (1, 2, len(ids), 4096):
+        assert comparable(_clip_rows(score_ds, ids, chunk)) == want
+    assert list(_clip_rows(score_ds, [], 2)) == []
