@@ -268,25 +268,30 @@ def _morph(src, dst, tmp, r, dilation):
     _morph_pass(tmp, dst, r, dilation, 0, 1)
 
 
-@nb.njit("void(uint8[:, :, ::1])", nogil=True, cache=True)
+@nb.njit("boolean[::1](uint8[:, :, ::1])", nogil=True, cache=True)
 def open_close(win):
     """In place, per frame of the windows [N, a, b] (0/1): keep only the pixels within 2 px of the
     3x3-eroded core, opened = dilate5(erode3(m)) & m, then fill 1-px holes and notches,
-    erode3(dilate3(opened)) | opened (see `extract._plate_masks`)."""
+    erode3(dilate3(opened)) | opened (see `extract._plate_masks`). Returns, per frame, whether the
+    opening removed a pixel (it may have cut the mask in two)."""
     n, a, b = win.shape
     t1, t2, tmp = np.empty((a, b), np.uint8), np.empty((a, b), np.uint8), np.empty((a, b), np.uint8)
+    opened = np.zeros(n, np.bool_)
     for k in range(n):
         m = win[k]
         _morph(m, t1, tmp, 1, False)
         _morph(t1, t2, tmp, 2, True)
         for y in range(a):
             for x in range(b):
-                m[y, x] &= t2[y, x]
+                if m[y, x] and not t2[y, x]:
+                    m[y, x] = 0
+                    opened[k] = True
         _morph(m, t1, tmp, 1, True)
         _morph(t1, t2, tmp, 1, False)
         for y in range(a):
             for x in range(b):
                 m[y, x] |= t2[y, x]
+    return opened
 
 
 @nb.njit(inline="always")

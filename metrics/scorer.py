@@ -304,14 +304,14 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     if n_keep < 3 or int(present.sum()) < 3:
         return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"
     times = times[:n_keep]
-    frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8 when already at (h, w)
+    frames = bench_grid_frames(item.frames[:n_keep], (h, w), device)  # uint8, as decoded
     # The ground truth's masks inside the object's box over all frames (uint8 0/1, viewed as bool):
     # every use below reads only that box, or places it where needed (first the first mask on the
     # whole image), as the extractor's windows are placed.
     gy0, gy1, gx0, _ = item.gt_box
     gt_moments = moments(np.ascontiguousarray(item.gt_masks))  # per frame: area, sums, box (mask_kernels)
     first_mask = place_masks(item.gt_masks, gy0, gx0, (0, h, 0, w), [0])[0].to(device)
-    # uint8 at the benchmark's size, as the frames: the extractor converts what it reads
+    # uint8, as the frames: the extractor converts what it reads
     first_frame = bench_grid_frames(item.first_frame[None], (h, w), device)[0]
     bg = bench_grid_frames(item.background[None], (h, w), device)[0] if item.background is not None else None
     ex = extract(frames, first_mask, first_frame, bg, extract_cfg)
@@ -391,9 +391,8 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         }
     # The mask metrics read only this clip's crop: computed here, in the worker thread, so that the
     # clips' kernels run in parallel (in the main thread they were most of its time and the run
-    # waited on them). The frames' crop is not kept. It stays as the extractor got the frames (uint8
-    # for a video at the benchmark's size: the consistency kernel converts only the pixels it reads),
-    # and is gathered as [T, h, w, 3] rows of the decoder's layout (15x faster than indexing the
+    # waited on them). The frames' crop is not kept. It stays as the extractor got the frames (uint8:
+    # the consistency kernel converts only the pixels it reads), and is gathered as [T, h, w, 3] rows of the decoder's layout (15x faster than indexing the
     # channels-first view); crop first, then pick frames: never a full-size copy of the clip.
     crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, tensor(near)).permute(0, 3, 1, 2)
     gt_masks = place_masks(item.gt_masks, gy0, gx0, (y0, y1, x0, x1)).to(device)

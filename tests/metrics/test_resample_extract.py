@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from newtonbench.errors import InvalidValueError, MissingDependencyError
-from newtonbench.metrics.extract import ExtractConfig, extract, to_float_frames
+from newtonbench.metrics.extract import ExtractConfig, bench_grid_frames, extract
 from newtonbench.metrics.resample import coverage, interpolate_track, nearest_frames
 
 
@@ -36,15 +36,26 @@ def test_nearest_and_coverage():
     assert nearest_frames(native[:1], bench).tolist() == [0] * 5
 
 
-def test_pixel_scaling_keeps_positions():
-    f = np.zeros((1, 100, 200, 3), np.uint8)
-    f[0, 40:60, 90:110] = 255  # a square centred at (99.5, 49.5) in a 200x100 frame
-    x = to_float_frames(f, (64, 64))
-    m = x[0].mean(0) > 0.5
-    ys, xs = torch.nonzero(m, as_tuple=True)
-    # u' = (u + 0.5) * 64 / 200 - 0.5, v' = (v + 0.5) * 64 / 100 - 0.5 (half-pixel centres)
-    assert xs.double().mean().item() == pytest.approx(100 * 64 / 200 - 0.5, abs=0.3)
-    assert ys.double().mean().item() == pytest.approx(50 * 64 / 100 - 0.5, abs=0.3)
+@pytest.mark.parametrize("size", [(64, 64), (300, 220)])  # shrinking, and enlarging one axis more
+def test_pixel_scaling_keeps_positions(size):
+    f = np.zeros((2, 100, 200, 3), np.uint8)
+    f[:, 40:60, 90:110] = 255  # a square centred at (99.5, 49.5) in a 200x100 frame
+    x = bench_grid_frames(f, size)
+    assert x.dtype == torch.uint8 and tuple(x.shape) == (2, 3, *size)
+    # the intensity-weighted centre: u' = (u + 0.5) W / w - 0.5, v' = (v + 0.5) H / h - 0.5
+    h, w = size
+    weight = x[0, 0].double()
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    assert ((weight * xs).sum() / weight.sum()).item() == pytest.approx(100 * w / 200 - 0.5, abs=0.05)
+    assert ((weight * ys).sum() / weight.sum()).item() == pytest.approx(50 * h / 100 - 0.5, abs=0.05)
+    # uint8 frames are scaled in uint8 by the filter that scales float images, to within rounding
+    ref = torch.nn.functional.interpolate(torch.from_numpy(f).permute(0, 3, 1, 2).double(), size=size,
+                                          mode="bilinear", align_corners=False, antialias=True)
+    assert (x.double() - ref).abs().max().item() <= 1.0
+    as_float = bench_grid_frames(f.astype(np.float32) / 255, size)
+    assert as_float.dtype == torch.float32 and (as_float.double() * 255 - ref).abs().max().item() < 0.01
+    # at the benchmark's size: a view of the decoder's array, no copy
+    assert bench_grid_frames(f, (100, 200)).data_ptr() == torch.from_numpy(f).data_ptr()
 
 
 def _scene(drift=0.0, t=6):
@@ -113,7 +124,7 @@ def test_windowed_extraction_equals_full_frame(monkeypatch):
     as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
     first, bg = as_f(frames[0]), as_f(plate)
     windowed = extract(u8, torch.as_tensor(truth[0]), first, bg)
-    from_float = extract(E.to_float_frames(frames, (h, w)), torch.as_tensor(truth[0]), first, bg)
+    from_float = extract(u8.float() / 255, torch.as_tensor(truth[0]), first, bg)
     monkeypatch.setattr(E, "_ROI_MIN_AREA", 10**9)  # every frame searched whole
     full = extract(u8, torch.as_tensor(truth[0]), first, bg)
     assert torch.equal(windowed.masks, full.masks) and torch.equal(from_float.masks, full.masks)
@@ -125,6 +136,32 @@ def test_windowed_extraction_equals_full_frame(monkeypatch):
     boxes = windowed.boxes
     ys, xs = np.nonzero(windowed.masks[5].numpy())
     assert boxes[5].tolist() == [ys.min(), ys.max() + 1, xs.min(), xs.max() + 1]
+
+
+def test_a_blob_joined_only_by_a_thread_is_not_the_object():
+    """A 5x5 patch with a body of its own, joined to the object only by a 1-px thread: the cleanup
+    cuts the thread, and the object is chosen again, so the patch leaves the mask (with it, the
+    centroid moved by about 25 px x 35 / 194 = 4.5 px)."""
+    rng = np.random.default_rng(2)
+    t, h, w = 4, 64, 96
+    plate = (rng.random((h, w, 3)) * 60 + 90).astype(np.uint8)
+    frames = np.repeat(plate[None], t, 0)
+    truth = np.zeros((t, h, w), bool)
+    for i in range(t):
+        truth[i, 20:32, 10 + 4 * i:24 + 4 * i] = True  # 12 x 14 = 168 px
+    frames[truth] = (230, 40, 30)
+    frames[:, 25, 24:50] = (230, 40, 30)  # the thread, from the object's right edge on
+    frames[:, 23:28, 50:55] = (230, 40, 30)  # the patch at its end
+    u8 = bench_grid_frames(frames, (h, w))
+    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
+    ex = extract(u8, torch.as_tensor(truth[0]), as_f(frames[0]), as_f(plate))
+    # the object, and of the thread only its first pixel (within 2 px of the object's eroded body)
+    want = truth.copy()
+    for i in range(t):
+        want[i, 25, 24 + 4 * i] = True
+    assert torch.equal(ex.masks, torch.as_tensor(want))
+    ys, xs = np.nonzero(want[0])
+    torch.testing.assert_close(ex.centroids[0], torch.tensor([xs.mean(), ys.mean()], dtype=torch.float32))
 
 
 @pytest.mark.parametrize("uint8", [False, True])
@@ -315,8 +352,10 @@ def test_window_cleanup_and_placement_match_the_torch_definitions():
     opened = dilate(erode(m), 5) & m
     want = erode(dilate(opened)) | opened
     got = win.astype(np.uint8)
-    extract_kernels.open_close(got)
+    opened_frames = extract_kernels.open_close(got)
     np.testing.assert_array_equal(got.astype(bool), want.numpy())
+    np.testing.assert_array_equal(opened_frames, (opened != m).any((1, 2)).numpy())
+    assert not opened_frames[4] and opened_frames[5]
     assert 0 < want.sum() < m.sum()  # the cleanup did something both ways
     y0, x0 = np.array([0, 25, 3, 10, 7, 20]), np.array([0, 33, 20, 5, 1, 9])
     cleaned = want.clone()
