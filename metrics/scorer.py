@@ -159,13 +159,23 @@ def _load(ds, clip: dict, need_plate: bool) -> _Loaded:
     return item
 
 
+def _span(last: float, fps: float) -> float:
+    """Seconds from a video's first frame within which its frames can meet the benchmark's
+    times (the last at `last`): up to one benchmark frame after the last."""
+    return float(last) + 1.0 / fps - 1e-9
+
+
 def _decode(item: _Loaded, path: Path) -> None:
     from newtonbench.video import VideoReadError, read_video
 
+    fps = float(item.clip["fps"])
+    t = item.traj["t"]
     try:
         # One decoder thread: the clips are decoded in parallel by the scorer's worker threads
-        # (FFmpeg's frame threads on top only wait and fight them for the cores).
-        video = read_video(path, fps_hint=float(item.clip["fps"]), threads=1)
+        # (FFmpeg's frame threads on top only wait and fight them for the cores). Only the
+        # benchmark's span is decoded, the frames `_prepare` keeps: a model's 5 s video of a
+        # 2 s clip costs 2 s of decoding.
+        video = read_video(path, fps_hint=fps, threads=1, until=_span(t[-1] - t[0], fps))
     except VideoReadError as e:
         item.status, item.detail = "unreadable", str(e)
         return
@@ -299,7 +309,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     times = np.asarray(item.times, np.float64)
     # Generated frames beyond the benchmark's span carry nothing to compare; dropping them first
     # also bounds the work for long videos.
-    n_keep = int((times < bench_times[-1] + 1.0 / fps - 1e-9).sum())
+    n_keep = int((times < _span(bench_times[-1], fps)).sum())
     present = coverage(times[:n_keep], bench_times, fps) if n_keep else np.zeros(n_bench, bool)
     if n_keep < 3 or int(present.sum()) < 3:
         return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"

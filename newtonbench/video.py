@@ -68,17 +68,22 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 10,
             container.mux(packet)
 
 
-def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0) -> Video:
+def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0,
+               until: float | None = None) -> Video:
     """Decode a video file or a folder of frames. Raises VideoReadError on anything unreadable.
 
     A frame folder has no timing of its own: its frames are taken at `fps_hint` (the benchmark's fps).
     threads: 0 = FFmpeg's automatic threading (decoding and colour conversion); 1 = both in the
     calling thread only, for callers that decode many videos in parallel (measured: ~25-45% less
     CPU per clip, no wait on frame threads).
+    until: seconds after the first frame; only the frames before it are read, and decoding stops
+    at the first frame at or after it (a scorer needs only the benchmark's span of a longer video).
+    While a file's timestamps are missing or out of order it is decoded on, as without `until`:
+    its times then come from a uniform grid over every frame.
     """
     path = Path(path)
     if path.is_dir():
-        return _read_frame_folder(path, fps_hint)
+        return _read_frame_folder(path, fps_hint, until)
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -101,9 +106,14 @@ def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0
                 stream.codec_context.thread_count = threads
             else:
                 stream.thread_type = "AUTO"
+            ordered = True  # every timestamp so far present and later than the one before
             for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else np.nan
+                ordered = ordered and (t > times[-1] if times else not np.isnan(t))
+                if until is not None and ordered and times and t - times[0] >= until:
+                    break
                 frames.append(to_rgb.reformat(frame, format="rgb24", **convert).to_ndarray())
-                times.append(float(frame.time) if frame.time is not None else np.nan)
+                times.append(t)
     except VideoReadError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as e:  # corrupt, truncated, not a video
@@ -132,10 +142,13 @@ def read_rgb(path: str | Path) -> np.ndarray | None:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _read_frame_folder(folder: Path, fps_hint: float | None) -> Video:
+def _read_frame_folder(folder: Path, fps_hint: float | None, until: float | None = None) -> Video:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
     if not files:
         raise VideoReadError(f"{folder}: no {'/'.join(FRAME_SUFFIXES)} frames")
+    rate = fps_hint or 1.0
+    if until is not None:  # frame i is at i / rate
+        files = files[:max(1, sum(i / rate < until for i in range(len(files))))]
     frames = []
     for f in files:
         img = read_rgb(f)
@@ -144,7 +157,6 @@ def _read_frame_folder(folder: Path, fps_hint: float | None) -> Video:
         frames.append(img)
     if len({fr.shape for fr in frames}) != 1:
         raise VideoReadError(f"{folder}: frames differ in size")
-    rate = fps_hint or 1.0
     times = np.arange(len(frames)) / rate
     return Video(np.stack(frames), times, rate)
 

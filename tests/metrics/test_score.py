@@ -234,6 +234,26 @@ def test_any_resolution_aspect_fps_and_container(score_ds, tmp_path):
     assert res["accel_ratio"].iloc[0] == pytest.approx(1.0, abs=0.02)
 
 
+def test_a_longer_video_scores_as_its_benchmark_span(score_ds, tmp_path):
+    # A model's video that runs on past the benchmark's clip (here at twice the frame rate, for 3x
+    # the span): only the span is decoded, and every number is that of the video cut to the span.
+    cid = _clip(score_ds, "parabolic_throw")
+    frames, fps = _gt(score_ds, cid)
+    doubled = np.repeat(frames, 2, 0)
+    long = np.concatenate([doubled, np.repeat(doubled[-1:], 4 * len(frames), 0)])
+    rows = {}
+    for name, clip in (("long", long), ("cut", doubled)):
+        (tmp_path / name).mkdir()
+        write_video(tmp_path / name / f"{cid}.mp4", clip, 2 * fps)
+        rows[name] = score(ScoreConfig(videos=str(tmp_path / name), bench=str(score_ds.root), out=str(tmp_path / f"r{name}"),
+                                       model="m", primitives=("parabolic_throw",), pisa_compatible=True, **NO_FLOW),
+                           progress=False).results.iloc[0]
+    assert rows["cut"]["status"] == "ok" and rows["cut"]["l2"] < 1.0
+    metrics = [c for c in rows["cut"].index if isinstance(rows["cut"][c], float)]
+    assert len(metrics) > 10
+    pd.testing.assert_series_equal(rows["long"][metrics], rows["cut"][metrics])
+
+
 def test_statuses_not_crashes(score_ds, tmp_path):
     vids = tmp_path / "vids"
     vids.mkdir()

@@ -91,6 +91,25 @@ def test_video_roundtrip_is_near_lossless_and_deterministic(tmp_path):
     assert find_videos(tmp_path) == {"a": tmp_path / "a.mp4", "b": tmp_path / "b.mp4"}
 
 
+def test_read_video_until_reads_only_the_frames_before_it(tmp_path):
+    import cv2
+
+    frames = np.zeros((12, 32, 32, 3), np.uint8)
+    for t in range(12):
+        frames[t, 4:12, 2 * t:2 * t + 8] = (200, 60, 30)
+    write_video(tmp_path / "a.mp4", frames, fps=8)
+    whole = read_video(tmp_path / "a.mp4", threads=1)
+    folder = tmp_path / "a"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    for until, n in ((0.5, 4), (0.51, 5), (100.0, 12), (0.0, 1)):  # frames at k / 8 s
+        part = read_video(tmp_path / "a.mp4", threads=1, until=until)
+        np.testing.assert_array_equal(part.frames, whole.frames[:n])
+        np.testing.assert_array_equal(part.times, whole.times[:n])
+        assert read_video(folder, fps_hint=8, until=until).num_frames == n
+
+
 def test_video_rejects_odd_size_and_corrupt_file(tmp_path):
     with pytest.raises(InvalidValueError, match="65x64"):
         write_video(tmp_path / "odd.mp4", np.zeros((2, 64, 65, 3), np.uint8), fps=8)
