@@ -230,35 +230,16 @@ def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, m
     quarter of it keeps the footprint it never leaves in the background: `plate` is exact in that
     case.
     """
-    n, _, h, w = frames.shape
-    dev = frames.device
-    # where each pixel's colour changes from one frame to the next (each frame's mean colour removed)
-    centred = frames - frames.mean((2, 3), keepdim=True)
-    moved = (centred[1:] - centred[:-1]).square().sum(1).sqrt() > stable  # [N-1, H, W]
-    # per pixel, the first and last frame of each frame's run (a loop over frames: torch's cummax
-    # along the frames is ~30x slower on a CPU)
-    idx = torch.int16 if n < 2**15 else torch.int64
-    start = torch.zeros(n, h, w, dtype=idx, device=dev)
-    end = torch.full((n, h, w), n - 1, dtype=idx, device=dev)
-    for i in range(1, n):
-        start[i] = torch.where(moved[i - 1], i, start[i - 1])
-        end[n - 1 - i] = torch.where(moved[n - 1 - i], n - 1 - i, end[n - i])
-    fm = first_mask.to(torch.bool).to(dev)
-    region = dilate(fm, 5)
-    counts = (end - start + 1 >= min_run) | ((start == 0) & ~region)
-    # the earliest counting frame, or the latest inside the object's first-frame region: the
-    # largest of `order` (one-to-one with the frame index) over the counting frames
-    k = torch.arange(n, dtype=idx, device=dev).view(n, 1, 1)
-    order = torch.where(region, k, n - 1 - k)
-    best = torch.where(counts, order, -1).amax(0)  # [H, W], -1: no counting run
-    pick = torch.where(region, best, n - 1 - best).clamp_(0, n - 1).long()
-    run_start = start.gather(0, pick[None])  # [1, H, W]
-    in_run = (start == run_start).to(frames.dtype)  # [N, H, W]: that frame's run
-    bg = (frames * in_run[:, None]).sum(0) / in_run.sum(0).clamp_min(1)
-    none = best < 0
-    if bool(none.any()):
-        bg[:, none] = frames[:, :, none].median(0).values
-    hidden = fm & (run_start[0] == 0) & ~none
+    # Per pixel, a scan over its frames: one compiled loop over the clip, on the frames as decoded
+    # (as whole-frame torch ops on float frames it took 33 ms a 256x256x32 clip on one thread,
+    # against 3 ms; 80 clips with the `self` extractor scored in 0.76-0.81 s instead of 2.8-2.9 s).
+    fm = first_mask.to(torch.bool).cpu()
+    region = dilate(fm, 5).contiguous().numpy()
+    bg, opening, none = extract_kernels.self_background(channels_last(frames.cpu()), region, value_unit(frames),
+                                                        stable, min_run)
+    bg = torch.from_numpy(bg).permute(2, 0, 1)  # a view of the kernel's [H, W, 3]
+    opening, none = torch.from_numpy(opening), torch.from_numpy(none)
+    hidden = fm & opening & ~none
     # Unchanged is not always unseen: where the object's colour matches the scene behind it, a pixel
     # stays still as the object leaves, and its run is mostly scene. An object that never left
     # its first footprint leaves (almost) all of it unchanged: then those pixels are filled in.
@@ -412,7 +393,6 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
             raise InvalidValueError("extractor 'plate' needs the clip's background plate; allowed: --extractor self")
         bg = as_float(background, torch.float32)
     else:
-        frames = as_float(frames)
         bg = _self_background(frames, first_mask)
     # The drift, and the frame's robust noise level from every 4th pixel in each direction with
     # that drift corrected (the fit's last pass computes exactly that).

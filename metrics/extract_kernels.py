@@ -135,6 +135,104 @@ def drift_fit(frames, bg, unit, stride, iters, sigma_floor):
     return g, o, sigma
 
 
+@nb.njit(["({frames}, boolean[:, ::1], float64, float64, int64)".format(frames=f) for f in _FRAMES],
+         nogil=True, cache=True)
+def self_background(frames, region, unit, stable, min_run):
+    """The `self` extractor's background from the video itself (the rule: `extract._self_background`).
+
+    frames: [N, H, W, 3] (value / unit in [0, 1]); region: bool [H, W], the object's grown
+    first-frame mask. Per pixel, the frames split into runs wherever the colour, each frame's mean
+    colour removed, moves by more than `stable` from one frame to the next; a run counts when it
+    has at least `min_run` frames, or, outside the region, when it opens the clip. The pixel's
+    background is the mean of the last counting run inside the region, of the first elsewhere,
+    or, where no run counts, the lower temporal median.
+
+    Returns bg float32 [H, W, 3] in [0, 1], opening bool [H, W] (the chosen run opens the clip)
+    and none bool [H, W] (no run counted: the median). One pass per image row over that row of
+    every frame (they fit in the cache), each pixel's runs followed as the frames go by: a run's
+    sum is kept when the run ends and counts.
+    """
+    n, h, w = frames.shape[0], frames.shape[1], frames.shape[2]
+    inv = 1.0 / unit
+    mean = np.zeros((n, 3))
+    for k in range(n):
+        s0 = s1 = s2 = 0.0
+        for y in range(h):
+            row = frames[k, y]
+            for x in range(w):
+                s0 += row[x, 0]
+                s1 += row[x, 1]
+                s2 += row[x, 2]
+        mean[k, 0], mean[k, 1], mean[k, 2] = s0 * inv / (h * w), s1 * inv / (h * w), s2 * inv / (h * w)
+    # the change of frame k's mean colour from frame k - 1's, in the frames' own unit, repeated
+    # along a row (float32: as exact as the differences of uint8 values)
+    step = np.zeros((n, w * 3), np.float32)
+    for k in range(1, n):
+        for x in range(w):
+            for c in range(3):
+                step[k, 3 * x + c] = (mean[k, c] - mean[k - 1, c]) * unit
+    sq = np.empty(w * 3, np.float32)
+    stable2 = np.float32(stable * stable * unit * unit)
+    bg = np.empty((h, w, 3), np.float32)
+    opening = np.zeros((h, w), np.bool_)
+    none = np.zeros((h, w), np.bool_)
+    run = np.zeros(w * 3)  # per pixel of the row, channels interleaved: the sum of its current run,
+    best = np.zeros((w, 3))  # of the chosen run so far,
+    start = np.zeros(w, np.int64)  # where the current run starts,
+    first = np.empty(w, np.int64)  # and where the chosen one starts and ends (-1: none yet)
+    last = np.empty(w, np.int64)
+    ends = np.empty(w, np.bool_)
+    vals = np.empty(n)
+    for y in range(h):
+        run[:] = 0.0
+        start[:] = 0
+        first[:] = -1
+        for k in range(1, n + 1):
+            # whether a run ends before frame k: frame k's colour left frame k - 1's (the last
+            # frame ends every run)
+            if k < n:
+                row, prev, dm = frames[k, y].reshape(w * 3), frames[k - 1, y].reshape(w * 3), step[k]
+                for i in range(w * 3):  # one flat loop over the channels (it vectorises)
+                    d = np.float32(row[i]) - np.float32(prev[i]) - dm[i]
+                    sq[i] = d * d
+                n_ends = 0
+                for x in range(w):
+                    e = sq[3 * x] + sq[3 * x + 1] + sq[3 * x + 2] > stable2
+                    ends[x] = e
+                    n_ends += e
+            else:
+                ends[:] = True
+                n_ends = w
+            # frame k - 1 joins its run; where the run [start, k - 1] ends, it is kept if it counts
+            # and is the one the rule picks (the last counting run inside the region, the first
+            # elsewhere)
+            prow = frames[k - 1, y].reshape(w * 3)
+            for i in range(w * 3):
+                run[i] += prow[i]
+            for x in range(w if n_ends else 0):  # most rows of most frames: no run ends
+                if not ends[x]:
+                    continue
+                s0, inside = start[x], region[y, x]
+                if (k - s0 >= min_run or (s0 == 0 and not inside)) and (inside or first[x] < 0):
+                    first[x], last[x] = s0, k - 1
+                    best[x, 0], best[x, 1], best[x, 2] = run[3 * x], run[3 * x + 1], run[3 * x + 2]
+                start[x] = k
+                run[3 * x] = run[3 * x + 1] = run[3 * x + 2] = 0.0
+        for x in range(w):
+            if first[x] < 0:
+                none[y, x] = True
+                for c in range(3):
+                    for k in range(n):
+                        vals[k] = frames[k, y, x, c]
+                    bg[y, x, c] = _kth_smallest(vals, (n - 1) // 2) * inv
+            else:
+                opening[y, x] = first[x] == 0
+                scale = inv / (last[x] - first[x] + 1)
+                for c in range(3):
+                    bg[y, x, c] = best[x, c] * scale
+    return bg, opening, none
+
+
 @nb.njit(inline="always")
 def _affine(scale, shift, k):
     """Frame k's drift correction, c = value * s + h per channel: (s, h), two float32 3-tuples, taken

@@ -426,6 +426,63 @@ def _landing_scene(flicker=0.0, grey=False):
     return (frames + offsets).clamp(0, 1), masks, bg
 
 
+def _reference_self_background(frames, region, stable, min_run):
+    """The `self` background's rule as whole-frame torch ops (its first implementation): frames
+    float64 [N, 3, H, W] in [0, 1], region bool [H, W] -> bg [3, H, W], opening, none [H, W]."""
+    n = frames.shape[0]
+    centred = frames - frames.mean((2, 3), keepdim=True)
+    moved = (centred[1:] - centred[:-1]).square().sum(1).sqrt() > stable
+    start = torch.zeros(frames.shape[:1] + frames.shape[2:], dtype=torch.long)
+    end = torch.full_like(start, n - 1)
+    for i in range(1, n):
+        start[i] = torch.where(moved[i - 1], i, start[i - 1])
+        end[n - 1 - i] = torch.where(moved[n - 1 - i], n - 1 - i, end[n - i])
+    counts = (end - start + 1 >= min_run) | ((start == 0) & ~region)
+    k = torch.arange(n).view(n, 1, 1)
+    order = torch.where(region, k, n - 1 - k)  # the latest counting frame inside, the earliest outside
+    best = torch.where(counts, order, -1).amax(0)
+    pick = torch.where(region, best, n - 1 - best).clamp(0, n - 1)
+    run_start = start.gather(0, pick[None])[0]
+    in_run = (start == run_start).double()
+    bg = (frames * in_run[:, None]).sum(0) / in_run.sum(0)
+    none = best < 0
+    bg[:, none] = frames[:, :, none].median(0).values  # the lower middle, as the kernel
+    return bg, (run_start == 0) & ~none, none
+
+
+@pytest.mark.parametrize("uint8", [True, False])
+def test_self_background_kernel_matches_the_rule_as_torch_ops(uint8):
+    from newtonbench.metrics import extract_kernels
+
+    rng = np.random.default_rng(5)
+    n, h, w = 12, 20, 24
+    # per pixel, a colour that jumps (by 60-120 levels) at random frames, often enough that some
+    # runs are shorter than 3 frames, plus a few levels of noise and a global flicker
+    jumps = rng.random((n, h, w)) < 0.25
+    jumps[:, 7:9, 6:9] = True  # a new colour every frame, inside the region: no run counts (the median)
+    jumps[:, 3:5, :] = False  # still for the whole clip
+    jumps[0] = False
+    colour = np.empty((n, h, w, 3))
+    colour[0] = rng.uniform(60, 195, (h, w, 3))
+    for k in range(1, n):
+        step = rng.uniform(50, 80, (h, w, 3)) * np.where(colour[k - 1] > 127, -1, 1)
+        colour[k] = np.where(jumps[k, ..., None], colour[k - 1] + step, colour[k - 1])
+    frames = colour + rng.uniform(-2, 2, colour.shape) + rng.uniform(-6, 6, (n, 1, 1, 1))
+    frames = np.clip(frames, 0, 255)
+    frames = frames.round().astype(np.uint8) if uint8 else (frames / 255).astype(np.float32)
+    region = np.zeros((h, w), bool)
+    region[6:15, 5:17] = True
+    unit = 255.0 if uint8 else 1.0
+    bg, opening, none = extract_kernels.self_background(frames, region, unit, 0.06, 3)
+    ref = torch.from_numpy(frames).double().permute(0, 3, 1, 2) / unit
+    want_bg, want_opening, want_none = _reference_self_background(ref, torch.from_numpy(region), 0.06, 3)
+    np.testing.assert_array_equal(none, want_none.numpy())
+    np.testing.assert_array_equal(opening, want_opening.numpy())
+    np.testing.assert_allclose(bg, want_bg.permute(1, 2, 0).numpy(), atol=1e-6, rtol=0)
+    # every case met: the median, the opening run, a later run inside the region
+    assert none.any() and opening.any() and (~opening & ~none & region).any()
+
+
 @pytest.mark.parametrize("grey", [False, True])
 def test_self_background_keeps_starting_and_landed_objects_out(grey):
     from newtonbench.metrics.extract import _self_background
