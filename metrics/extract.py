@@ -270,7 +270,7 @@ def bench_grid_frames(frames: np.ndarray | Tensor, size: tuple[int, int],
     (half-pixel-centre convention, antialiased when shrinking), so the pixel (u, v) of a generated
     frame lands on (u W / w, v H / h) up to the half-pixel offset. uint8 frames are scaled in
     uint8, on the CPU, by torch's own uint8 kernel for the same filter: at 832x480 -> 256x256 it
-    took 7 ms a clip of 32 frames against 134 ms through float32 (eight times the decoder's
+    took 7 ms a clip of 32 frames against 134 ms through float32 (four times the decoder's
     bytes), within one grey level of it.
     """
     x = torch.as_tensor(frames).permute(0, 3, 1, 2)
