@@ -102,21 +102,28 @@ def test_extractor_config_errors(tmp_path):
             extract(frames, masks[0], frames[0], bg, ExtractConfig(mode="sam2", sam2_checkpoint=str(ckpt)))
 
 
+def _box_on_plate(seed, t, h, w, box):
+    """A random uint8 plate [h, w, 3] and t frames of it with a red box at box(i) = (y0, y1, x0,
+    x1) in frame i: (plate, frames, truth masks)."""
+    rng = np.random.default_rng(seed)
+    plate = (rng.random((h, w, 3)) * 60 + 90).astype(np.uint8)
+    frames = np.repeat(plate[None], t, 0)
+    truth = np.zeros((t, h, w), bool)
+    for i in range(t):
+        y0, y1, x0, x1 = box(i)
+        truth[i, y0:y1, x0:x1] = True
+    frames[truth] = (230, 40, 30)
+    return plate, frames, truth
+
+
 def test_windowed_extraction_equals_full_frame(monkeypatch):
     """The extractor searches a 3-px lattice, then full resolution in a window per frame: the masks
     must be those of the full-frame search, with a 1-px line across the frame (a smeared scene edge,
     on a lattice row and touching the object) and a second, smaller blob present."""
     from newtonbench.metrics import extract as E
 
-    rng = np.random.default_rng(1)
     t, h, w = 8, 96, 128
-    plate = (rng.random((h, w, 3)) * 60 + 90).astype(np.uint8)
-    frames = np.repeat(plate[None], t, 0)
-    truth = np.zeros((t, h, w), bool)
-    for i in range(t):
-        y, x = 10 + 9 * i, 5 + 13 * i
-        truth[i, y:y + 11, x:x + 13] = True
-    frames[truth] = (230, 40, 30)
+    plate, frames, truth = _box_on_plate(1, t, h, w, lambda i: (10 + 9 * i, 21 + 9 * i, 5 + 13 * i, 18 + 13 * i))
     frames[4:, 66, :] = (225, 50, 40)  # a 1-px line through the object's row span from frame 4 on
     frames[:, 86:90, 2:6] = (228, 45, 35)  # a 4x4 blob: fewer eroded pixels than the object
     u8 = E.bench_grid_frames(frames, (h, w))
@@ -142,14 +149,8 @@ def test_a_blob_joined_only_by_a_thread_is_not_the_object():
     """A 5x5 patch with a body of its own, joined to the object only by a 1-px thread: the cleanup
     cuts the thread, and the object is chosen again, so the patch leaves the mask (with it, the
     centroid moved by about 25 px x 35 / 194 = 4.5 px)."""
-    rng = np.random.default_rng(2)
     t, h, w = 4, 64, 96
-    plate = (rng.random((h, w, 3)) * 60 + 90).astype(np.uint8)
-    frames = np.repeat(plate[None], t, 0)
-    truth = np.zeros((t, h, w), bool)
-    for i in range(t):
-        truth[i, 20:32, 10 + 4 * i:24 + 4 * i] = True  # 12 x 14 = 168 px
-    frames[truth] = (230, 40, 30)
+    plate, frames, truth = _box_on_plate(2, t, h, w, lambda i: (20, 32, 10 + 4 * i, 24 + 4 * i))  # 12 x 14 = 168 px
     frames[:, 25, 24:50] = (230, 40, 30)  # the thread, from the object's right edge on
     frames[:, 23:28, 50:55] = (230, 40, 30)  # the patch at its end
     u8 = bench_grid_frames(frames, (h, w))
