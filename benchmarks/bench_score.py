@@ -253,6 +253,7 @@ def run() -> dict:
             "score_to_decode_ratio_per_round": hr_rounds,
             "score_to_decode_cpu_ratio_noflow": round(hr_score["cpu_s"] / hr_decode["cpu_s"], 2),
             "clips_per_s_noflow": round(hr_score["clips"] / hr_score["seconds"], 3),
+            "peak_rss_mib": round(hr_score["peak_rss_mib"], 1),
         }
         # Where one clip's time goes, on one thread, clip after clip (ms per clip): what the ratio
         # is made of. "prepare_other": resampling, ground-truth centroids, crops, lost checks.

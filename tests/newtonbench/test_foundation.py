@@ -91,7 +91,7 @@ def test_video_roundtrip_is_near_lossless_and_deterministic(tmp_path):
     assert find_videos(tmp_path) == {"a": tmp_path / "a.mp4", "b": tmp_path / "b.mp4"}
 
 
-def test_read_video_until_reads_only_the_frames_before_it(tmp_path):
+def test_read_video_until_reads_only_the_frames_before_it_and_each_sees_them(tmp_path, monkeypatch):
     import cv2
 
     frames = np.zeros((12, 32, 32, 3), np.uint8)
@@ -108,6 +108,26 @@ def test_read_video_until_reads_only_the_frames_before_it(tmp_path):
         np.testing.assert_array_equal(part.frames, whole.frames[:n])
         np.testing.assert_array_equal(part.times, whole.times[:n])
         assert read_video(folder, fps_hint=8, until=until).num_frames == n
+    # `each` sees the frames read, in runs of about RUN_BYTES, as they are read
+    from newtonbench.video import _Frames
+
+    runs = []
+
+    def halve(run):
+        runs.append(len(run))
+        return run[:, ::2, ::2].copy()
+
+    monkeypatch.setattr(_Frames, "RUN_BYTES", 3 * frames[0].nbytes)  # runs of 3 frames
+    halves = read_video(tmp_path / "a.mp4", threads=1, until=0.9, each=halve)  # 8 frames
+    np.testing.assert_array_equal(halves.frames, whole.frames[:8, ::2, ::2])
+    assert runs == [3, 3, 2]
+    np.testing.assert_array_equal(read_video(folder, fps_hint=8, each=halve).frames,
+                                  np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames])[:, ::2, ::2])
+    assert runs[3:] == [3, 3, 3, 3]
+    # frames of different sizes in a folder are an error, whatever `each` makes of them
+    cv2.imwrite(str(folder / "999.png"), np.zeros((16, 32, 3), np.uint8))
+    with pytest.raises(VideoReadError, match="differ in size"):
+        read_video(folder, fps_hint=8, each=lambda run: np.zeros((len(run), 4, 4, 3), np.uint8))
 
 
 def test_video_rejects_odd_size_and_corrupt_file(tmp_path):
