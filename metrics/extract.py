@@ -233,9 +233,9 @@ def _self_background(frames: Tensor, first_mask: Tensor, stable: float = 0.06, m
     # Per pixel, a scan over its frames: one compiled loop over the clip, on the frames as decoded
     # (as whole-frame torch ops on float frames it took 33 ms a 256x256x32 clip on one thread,
     # against 3 ms; 80 clips with the `self` extractor scored in 0.76-0.81 s instead of 2.8-2.9 s).
-    fm = first_mask.to(torch.bool).cpu()
+    fm = first_mask.to(torch.bool)
     region = dilate(fm, 5).contiguous().numpy()
-    bg, opening, none = extract_kernels.self_background(channels_last(frames.cpu()), region, value_unit(frames),
+    bg, opening, none = extract_kernels.self_background(channels_last(frames), region, value_unit(frames),
                                                         stable, min_run)
     bg = torch.from_numpy(bg).permute(2, 0, 1)  # a view of the kernel's [H, W, 3]
     opening, none = torch.from_numpy(opening), torch.from_numpy(none)

@@ -159,7 +159,7 @@ def _load(ds, clip: dict, need_plate: bool) -> _Loaded:
     return item
 
 
-def _span(last: float, fps: float) -> float:
+def _bench_span(last: float, fps: float) -> float:
     """Seconds from a video's first frame within which its frames can meet the benchmark's
     times (the last at `last`): up to one benchmark frame after the last."""
     return float(last) + 1.0 / fps - 1e-9
@@ -174,9 +174,7 @@ def _decode(item: _Loaded, path: Path) -> None:
 
     def on_grid(frames: np.ndarray) -> np.ndarray:
         # onto the benchmark's grid as they are decoded, a few at a time: a clip is held at that
-        # size only (at 1080p, 200 MB less a worker)
-        if frames.shape[1:3] == size:
-            return frames
+        # size only (at 1080p, 200 MB less a worker); frames already at it come back as they are
         return bench_grid_frames(frames, size).permute(0, 2, 3, 1).numpy()
 
     try:
@@ -184,7 +182,7 @@ def _decode(item: _Loaded, path: Path) -> None:
         # (FFmpeg's frame threads on top only wait and fight them for the cores). Only the
         # benchmark's span is decoded, the frames `_prepare` keeps: a model's 5 s video of a
         # 2 s clip costs 2 s of decoding.
-        video = read_video(path, fps_hint=fps, threads=1, until=_span(t[-1] - t[0], fps), each=on_grid)
+        video = read_video(path, fps_hint=fps, threads=1, until=_bench_span(t[-1] - t[0], fps), each=on_grid)
     except VideoReadError as e:
         item.status, item.detail = "unreadable", str(e)
         return
@@ -318,7 +316,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     times = np.asarray(item.times, np.float64)
     # Generated frames beyond the benchmark's span carry nothing to compare; dropping them first
     # also bounds the work for long videos.
-    n_keep = int((times < _span(bench_times[-1], fps)).sum())
+    n_keep = int((times < _bench_span(bench_times[-1], fps)).sum())
     present = coverage(times[:n_keep], bench_times, fps) if n_keep else np.zeros(n_bench, bool)
     if n_keep < 3 or int(present.sum()) < 3:
         return "too_few_frames", f"{n_keep} generated frames cover {int(present.sum())} of {n_bench} benchmark times"
