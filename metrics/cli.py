@@ -64,6 +64,9 @@ def format_table(summary: dict) -> str:
               help="Optical flow of the kinematic residual (none: skip that column).")
 @click.option("--raft-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Local torchvision RAFT state dict for --flow raft.")
+@click.option("--fps", type=float, default=None,
+              help="The model's frame rate: generated frame i at i / FPS seconds, over the files' own timing "
+                   "(for files that store another rate than the frames were made at, e.g. GIF).")
 @click.option("--pisa-compatible", is_flag=True, help="Also emit PISA's exact pisa_l2 / pisa_chamfer / pisa_iou.")
 @click.option("--max-lost-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Status object_lost when the object is missing in more than this share of the fit window's frames.")
@@ -73,7 +76,7 @@ def format_table(summary: dict) -> str:
 @click.option("--strict", is_flag=True, help="Exit non-zero when any clip could not be scored.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def score(videos, bench, out, model, card, device, batch_size, workers, primitives, splits, distributions,
-          extractor, sam2_checkpoint, sam2_config, flow, raft_weights, pisa_compatible, max_lost_fraction,
+          extractor, sam2_checkpoint, sam2_config, flow, raft_weights, fps, pisa_compatible, max_lost_fraction,
           bootstrap, seed, strict, no_progress):
     """Score a folder of model videos against a NewtonBench dataset.
 
@@ -95,7 +98,7 @@ def score(videos, bench, out, model, card, device, batch_size, workers, primitiv
         workers=workers, primitives=tuple(primitives) or None, splits=tuple(splits) or None,
         distributions=tuple(distributions) or None,
         extractor=ExtractConfig(mode=extractor, sam2_checkpoint=sam2_checkpoint, sam2_config=sam2_config),
-        flow=flow, raft_weights=raft_weights, pisa_compatible=pisa_compatible,
+        flow=flow, raft_weights=raft_weights, fps=fps, pisa_compatible=pisa_compatible,
         max_lost_fraction=max_lost_fraction, bootstrap=bootstrap, seed=seed, strict=strict,
     )
     result = run_score(cfg, progress=not no_progress)

@@ -72,6 +72,7 @@ class ScoreConfig:
     extractor: ExtractConfig = field(default_factory=ExtractConfig)
     flow: str = "lk"
     raft_weights: str | None = None
+    fps: float | None = None  # the model's frame rate, over the files' own timing (see read_video)
     pisa_compatible: bool = False
     max_lost_fraction: float = 0.5
     bootstrap: int = 1000
@@ -89,6 +90,8 @@ class ScoreConfig:
         check_range("workers", self.workers, 0, 256)
         check_range("max_lost_fraction", self.max_lost_fraction, 0.0, 1.0)
         check_range("bootstrap", self.bootstrap, 0, 1_000_000)
+        if self.fps is not None and not (0.0 < self.fps <= 1000.0):  # NaN included
+            raise InvalidValueError(f"fps={self.fps!r} is out of range; allowed: > 0 and <= 1000 frames a second")
         for name, values, allowed in (("primitive", self.primitives, schema.PRIMITIVES),
                                       ("split", self.splits, schema.SPLITS),
                                       ("distribution", self.distributions, schema.DISTRIBUTIONS)):
@@ -165,7 +168,7 @@ def _bench_span(last: float, fps: float) -> float:
     return float(last) + 1.0 / fps - 1e-9
 
 
-def _decode(item: _Loaded, path: Path) -> None:
+def _decode(item: _Loaded, path: Path, rate: float | None = None) -> None:
     from newtonbench.video import VideoReadError, read_video
 
     fps = float(item.clip["fps"])
@@ -182,7 +185,8 @@ def _decode(item: _Loaded, path: Path) -> None:
         # (FFmpeg's frame threads on top only wait and fight them for the cores). Only the
         # benchmark's span is decoded, the frames `_prepare` keeps: a model's 5 s video of a
         # 2 s clip costs 2 s of decoding.
-        video = read_video(path, fps_hint=fps, threads=1, until=_bench_span(t[-1] - t[0], fps), each=on_grid)
+        video = read_video(path, fps_hint=fps, threads=1, until=_bench_span(t[-1] - t[0], fps), each=on_grid,
+                           fps=rate)
     except VideoReadError as e:
         item.status, item.detail = "unreadable", str(e)
         return
@@ -204,7 +208,7 @@ def _load_and_prepare(ds, jobs: list[tuple[dict, Path]], need_plate: bool, cfg: 
     results = []
     for i, (clip, path) in enumerate(jobs):
         item, items[i] = items[i], None
-        _decode(item, path)
+        _decode(item, path, cfg.fps)
         if item.status != "ok":
             results.append((clip, (item.status, item.detail)))
             continue
@@ -236,6 +240,7 @@ class _Prepared:
     fit_c: torch.Tensor  # [M, 2]
     fit_ok: torch.Tensor  # bool [M]
     depth_eff: float = 1.0  # metres: the depth at which the mask centroid moves like the object
+    video_fps: float = 0.0  # the generated video's nominal frame rate
     pisa: dict | None = None
     flow_frames: torch.Tensor | None = None  # [T', 3, h', w'] covered frames, cropped for the flow
     flow_masks: torch.Tensor | None = None
@@ -384,7 +389,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         pred_ok=tensor(pred_ok), mask_ok=tensor(mask_ok), gt_c=tensor(gt_c), gt_ok=tensor(gt_ok),
         size=(h, w), segments=tensor(segments),
         fit_t=tensor(times[sel]), fit_c=tensor(found_c[sel].astype(np.float64)), fit_ok=tensor(found[sel]),
-        depth_eff=depth_eff,
+        depth_eff=depth_eff, video_fps=item.fps,
     )
     if flow and int(present.sum()) >= 4 and len(pred_boxes):
         # The residual is weighted by the object mask: only flow on the object counts. A crop around
@@ -619,10 +624,12 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
 
     rows: list[dict] = []
     batch: list[_Prepared] = []
+    rates: collections.Counter = collections.Counter()  # (video fps, benchmark fps) of the scored clips
 
     def flush():
         if not batch:
             return
+        rates.update((round(p.video_fps, 2), float(p.clip["fps"])) for p in batch)
         groups: dict[tuple, list[_Prepared]] = collections.defaultdict(list)
         for p in batch:
             groups[len(p.bench_times)].append(p)
@@ -651,12 +658,30 @@ def score(cfg: ScoreConfig, progress: bool = True) -> ScoreResult:
         cv2.setNumThreads(cv_threads)
 
     results = pd.DataFrame(rows).sort_values("clip_id", kind="stable").reset_index(drop=True)
-    summary = summarize(results, cfg, ds, device)
+    summary = summarize(results, cfg, ds, device, rates)
+    if cfg.fps is None:
+        _warn_frame_rates(rates)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_results(results, out / "results.parquet", cfg.pisa_compatible)
     write_json(out / "summary.json", summary)
     return ScoreResult(results, summary, out, unmatched)
+
+
+def _warn_frame_rates(rates: collections.Counter) -> None:
+    """A warning where scored videos play at another rate than their clips: right for a model that
+    renders at its own rate (the times are resampled), wrong where the file stores another rate
+    than the frames were made at, which scales every acceleration by the square of the ratio."""
+    off = {key: n for key, n in rates.items() if abs(key[0] / key[1] - 1.0) > 0.01}
+    if not off:
+        return
+    seen = ", ".join(f"{v:g} fps x{n}" for (v, _), n in sorted(off.items(), key=lambda kv: -kv[1])[:5])
+    bench = "/".join(f"{b:g}" for b in sorted({b for _, b in off}))
+    log.warning(
+        "%d of %d scored videos play at a frame rate other than their clip's %s fps (%s): their frame times "
+        "come from the files. If the model made its frames at the benchmark's rate and the file stores another "
+        "(a GIF keeps whole-centisecond delays, so 16 fps is stored as 16.67), pass --fps: a wrong rate scales "
+        "accel_ratio by its square", sum(off.values()), sum(rates.values()), bench, seen)
 
 
 def score_arrays(ds, clip_id: str, frames: np.ndarray, fps: float, cfg: ScoreConfig | None = None,
@@ -718,7 +743,8 @@ def _aggregate(df, columns, n_boot: int, seed_key: list[int]) -> dict:
     return out
 
 
-def summarize(results, cfg: ScoreConfig, ds, device) -> dict:
+def summarize(results, cfg: ScoreConfig, ds, device, rates: collections.Counter | None = None) -> dict:
+    """summary.json (layout in schema.py); `rates` counts the scored clips by (video fps, benchmark fps)."""
     columns = info.METRIC_COLUMNS + (info.PISA_COLUMNS if cfg.pisa_compatible else ())
     groups = []
     for (prim, dist), df in results.groupby(["primitive", "distribution"], sort=True):
@@ -743,6 +769,7 @@ def summarize(results, cfg: ScoreConfig, ds, device) -> dict:
                       "primitive_versions": prim_versions},
         "metrics": info.declarations(columns),
         "status_counts": counts,
+        "video_frame_rates": [{"video_fps": v, "benchmark_fps": b, "n": n} for (v, b), n in sorted((rates or {}).items())],
         "statuses": dict(schema.STATUSES),
         "groups": groups,
         "overall": _aggregate(results, columns, cfg.bootstrap, [cfg.seed, 100, 100]),

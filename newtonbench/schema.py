@@ -129,6 +129,7 @@ RESULTS_TRUTH_COLUMNS = ("accel_true_x", "accel_true_z")
 #   "benchmark": {"path": ..., "manifest_sha256": ..., "dataset_format_version": ..., "primitive_versions": {...}},
 #   "metrics": {name: {"unit", "higher_is_better", "range", "version", "description"}},
 #   "status_counts": {status: n},
+#   "video_frame_rates": [{"video_fps", "benchmark_fps", "n"}]  (scored clips by nominal rate, 0.01 fps),
 #   "groups": [{"primitive", "distribution", "n", "n_ok", "coverage",
 #               "metrics": {name: {"mean", "ci_low", "ci_high", "n"}}}],
 #   "overall": {"n", "n_ok", "coverage", "metrics": {...same...}},

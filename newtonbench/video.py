@@ -70,10 +70,14 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 10,
 
 
 def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0,
-               until: float | None = None, each: Callable[[np.ndarray], np.ndarray] | None = None) -> Video:
+               until: float | None = None, each: Callable[[np.ndarray], np.ndarray] | None = None,
+               fps: float | None = None) -> Video:
     """Decode a video file or a folder of frames. Raises VideoReadError on anything unreadable.
 
     A frame folder has no timing of its own: its frames are taken at `fps_hint` (the benchmark's fps).
+    fps: the rate the frames were made at, where the file stores another (a GIF keeps frame delays
+    in whole centiseconds, so 16 fps is stored as 16.67; some writers stamp a default rate): frame
+    i is then at i / fps, the file's timestamps ignored (and `until` counted on that grid).
     threads: 0 = FFmpeg's automatic threading (decoding and colour conversion); 1 = both in the
     calling thread only, for callers that decode many videos in parallel (measured: ~25-45% less
     CPU per clip, no wait on frame threads).
@@ -87,7 +91,7 @@ def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0
     """
     path = Path(path)
     if path.is_dir():
-        return _read_frame_folder(path, fps_hint, until, each)
+        return _read_frame_folder(path, fps or fps_hint, until, each)
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -112,7 +116,10 @@ def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0
                 stream.thread_type = "AUTO"
             ordered = True  # every timestamp so far present and later than the one before
             for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else np.nan
+                if fps:
+                    t = len(times) / fps
+                else:
+                    t = float(frame.time) if frame.time is not None else np.nan
                 ordered = ordered and (t > times[-1] if times else not np.isnan(t))
                 if until is not None and ordered and times and t - times[0] >= until:
                     break
@@ -130,7 +137,7 @@ def read_video(path: str | Path, fps_hint: float | None = None, threads: int = 0
         rate = fps_hint or 1.0
         times = np.arange(len(times)) / rate
     times = times - times[0]
-    return Video(frames.array(), times, _nominal_fps(times, fps_hint))
+    return Video(frames.array(), times, _nominal_fps(times, fps or fps_hint))
 
 
 class _Frames:

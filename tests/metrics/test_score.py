@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from newtonbench import schema
+from newtonbench.errors import InvalidValueError
 from newtonbench.metrics import info
 from newtonbench.metrics.extract import ExtractConfig
 from newtonbench.metrics.scorer import ScoreConfig, score, score_arrays
@@ -162,6 +163,32 @@ def test_playback_speed_s_gives_accel_ratio_s2(score_ds, s):
     row = score_arrays(score_ds, cid, frames, fps * s, _cfg(score_ds))
     assert row["status"] == "ok"
     assert row["accel_ratio"] == pytest.approx(s**2, rel=0.05)
+
+
+def test_a_file_stored_at_another_rate_than_made(score_ds, tmp_path, caplog):
+    # Frames made at the benchmark's 16 fps, stored at 20 (as a GIF stores 16 fps as 16.67, or a
+    # writer stamps its default): the file's timing plays them 1.25x fast (accel_ratio 1.25^2) and a
+    # warning says so; --fps 16 scores them as made.
+    cid = _clip(score_ds, "ramp_down")
+    frames, fps = _gt(score_ds, cid)
+    (tmp_path / "v").mkdir()
+    write_video(tmp_path / "v" / f"{cid}.mp4", frames, 1.25 * fps)
+    kw = dict(videos=str(tmp_path / "v"), bench=str(score_ds.root), model="m", primitives=("ramp_down",), **NO_FLOW)
+    with caplog.at_level("WARNING", logger="newtonbench.metrics.scorer"):
+        stored = score(ScoreConfig(out=str(tmp_path / "a"), **kw), progress=False)
+    assert stored.results["accel_ratio"].iloc[0] == pytest.approx(1.25**2, rel=0.05)
+    assert "1 of 1 scored videos play at a frame rate other than their clip's 16 fps (20 fps x1)" in caplog.text
+    assert stored.summary["video_frame_rates"] == [{"video_fps": 20.0, "benchmark_fps": 16.0, "n": 1}]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="newtonbench.metrics.scorer"):
+        made = score(ScoreConfig(out=str(tmp_path / "b"), fps=fps, **kw), progress=False)
+    row = made.results.iloc[0]
+    assert row["status"] == "ok" and row["l2"] < 1.0
+    assert row["accel_ratio"] == pytest.approx(1.0, abs=0.02)
+    assert "frame rate" not in caplog.text
+    for bad in (0.0, -16.0, float("nan"), 1e6):
+        with pytest.raises(InvalidValueError, match="fps="):
+            ScoreConfig(out=str(tmp_path / "c"), fps=bad, **kw)
 
 
 @pytest.mark.parametrize("mode", ["plate", "self"])

@@ -66,6 +66,10 @@ def test_cli_exit_codes(score_bench, two_videos, tmp_path):
     # a bad choice names what is allowed
     r = _run(two_videos, "--bench", score_bench, "--out", tmp_path / "f", "--model", "m", "--device", "tpu")
     assert r.exit_code != 0 and "cuda" in r.output
+    # a bad frame rate: one line naming it and what is allowed, nothing written
+    r = _run(two_videos, "--bench", score_bench, "--out", tmp_path / "g", "--model", "m", "--fps", "0")
+    assert r.exit_code != 0 and "fps=0.0" in r.output and "> 0" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "g").exists()
 
 
 def test_card_validation(tmp_path):

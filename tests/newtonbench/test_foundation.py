@@ -130,6 +130,30 @@ def test_read_video_until_reads_only_the_frames_before_it_and_each_sees_them(tmp
         read_video(folder, fps_hint=8, each=lambda run: np.zeros((len(run), 4, 4, 3), np.uint8))
 
 
+def test_read_video_fps_overrides_the_files_timing(tmp_path):
+    # frames made at 16 fps, stored at 10 (a writer's default rate): fps=16 puts frame i at i / 16,
+    # and `until` counts on that grid; a frame folder takes it over the benchmark's fps_hint
+    import cv2
+
+    frames = np.zeros((12, 32, 32, 3), np.uint8)
+    for t in range(12):
+        frames[t, 4:12, 2 * t:2 * t + 8] = (200, 60, 30)
+    write_video(tmp_path / "a.mp4", frames, fps=10)
+    stored = read_video(tmp_path / "a.mp4", threads=1)
+    np.testing.assert_allclose(stored.times, np.arange(12) / 10)
+    made = read_video(tmp_path / "a.mp4", threads=1, fps=16)
+    np.testing.assert_array_equal(made.frames, stored.frames)
+    np.testing.assert_allclose(made.times, np.arange(12) / 16)
+    assert made.fps == pytest.approx(16.0)
+    part = read_video(tmp_path / "a.mp4", threads=1, fps=16, until=0.5)  # i / 16 < 0.5: 8 frames
+    np.testing.assert_array_equal(part.frames, stored.frames[:8])
+    folder = tmp_path / "a"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    np.testing.assert_allclose(read_video(folder, fps_hint=8, fps=16).times, np.arange(12) / 16)
+
+
 def test_video_rejects_odd_size_and_corrupt_file(tmp_path):
     with pytest.raises(InvalidValueError, match="65x64"):
         write_video(tmp_path / "odd.mp4", np.zeros((2, 64, 65, 3), np.uint8), fps=8)
