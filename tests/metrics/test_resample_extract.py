@@ -92,6 +92,9 @@ def test_extractor_config_errors(tmp_path):
         ExtractConfig(mode="sift")
     with pytest.raises(InvalidValueError, match="sam2-checkpoint"):
         ExtractConfig(mode="sam2")
+    for bad in ({"smooth_above": 0.0}, {"smooth_px": 0.0}, {"smooth_px": 20.0}):
+        with pytest.raises(InvalidValueError, match=next(iter(bad))):
+            ExtractConfig(**bad)
     ckpt = tmp_path / "sam2.pt"
     ckpt.write_bytes(b"x")
     frames, masks, bg = _scene()

@@ -22,7 +22,7 @@ import torch
 from newtonbench import schema
 from newtonbench.errors import InvalidValueError
 from newtonbench.metrics import info
-from newtonbench.metrics.extract import ExtractConfig
+from newtonbench.metrics.extract import ExtractConfig, _smooth
 from newtonbench.metrics.scorer import ScoreConfig, score, score_arrays
 from newtonbench.video import read_video, write_video
 
@@ -189,6 +189,47 @@ def test_a_file_stored_at_another_rate_than_made(score_ds, tmp_path, caplog):
     for bad in (0.0, -16.0, float("nan"), 1e6):
         with pytest.raises(InvalidValueError, match="fps="):
             ScoreConfig(out=str(tmp_path / "c"), fps=bad, **kw)
+
+
+def _write_dithered_gif(path, frames, fps):
+    """A GIF on the fixed 3-3-2 palette of 256 colours (`rgb8`), dithered, as FFmpeg writes one
+    without a palette of the clip's own."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("gif", rate=int(fps))
+        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], "rgb8"
+        for f in frames:
+            c.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(st.encode())
+
+
+@pytest.mark.parametrize("mode", ["plate", "self"])
+def test_dithered_gif_is_low_passed_and_scored(score_ds, tmp_path, monkeypatch, mode):
+    # Dithered to a fixed palette, every pixel's colour is noise around the scene's and the
+    # object's (robust noise level ~0.1, against <= 0.01 for H.264): without the extractor's
+    # low-pass the object is not found at all. The bench's own H.264 videos are never low-passed.
+    from newtonbench.metrics import extract
+
+    smoothed = []
+    monkeypatch.setattr(extract, "_smooth", lambda x, px: smoothed.append(x.shape) or _smooth(x, px))
+    cfg = _cfg(score_ds, extractor=ExtractConfig(mode=mode))
+    for primitive in schema.PRIMITIVES:
+        cid = _clip(score_ds, primitive)
+        frames, fps = _gt(score_ds, cid)
+        assert score_arrays(score_ds, cid, frames, fps, cfg)["status"] == "ok"
+        assert not smoothed
+        _write_dithered_gif(tmp_path / f"{cid}.gif", frames, fps)
+        gif = read_video(tmp_path / f"{cid}.gif", fps=fps)
+        assert np.abs(gif.frames.astype(int) - frames).mean() > 10  # far from the frames
+        row = score_arrays(score_ds, cid, gif.frames, fps, cfg)
+        assert smoothed, "the dithered frames were not low-passed"
+        assert row["status"] == "ok", row
+        assert row["l2"] < 1.0 and row["iou"] > 0.85  # 0.04-0.41 px, 0.91-0.99 measured
+        assert row["accel_ratio"] == pytest.approx(1.0, abs=0.02)
+        smoothed.clear()
+    cut = ExtractConfig(mode=mode, smooth_above=1.0)  # never low-passed: the object is not found or is lost
+    assert score_arrays(score_ds, cid, gif.frames, fps, _cfg(score_ds, extractor=cut))["status"] != "ok"
 
 
 @pytest.mark.parametrize("mode", ["plate", "self"])
