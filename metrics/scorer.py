@@ -404,11 +404,23 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         pred_idx = pred_idx[pred_idx < n_keep].to(device)
         gt_idx = gt_idx[: len(pred_idx)].to(device)
         pc = ex.centroids[pred_idx].to(torch.float64)
-        # PISA's definitions read whole frames
-        pm, gm = ex.crop(None, pred_idx), place_masks(item.gt_masks, gy0, gx0, (0, h, 0, w), gt_idx).to(device)
+        # PISA's definitions read whole frames, but the chamfer distance is translation invariant
+        # and the IoU counts mask pixels: on the region both objects visit in the frames PISA
+        # pairs, with a 2-px ring (a mask pixel's boundary test reads its neighbours), they are the
+        # whole frame's, and the chamfer keeps PISA's normalisation by the image's height.
+        # (On whole frames: 2.6 ms a clip on one thread, 0.8 of them placing masks.)
+        boxes = np.concatenate([found_boxes[pred_idx.cpu().numpy()], [item.gt_box]])
+        boxes = boxes[boxes[:, 1] > boxes[:, 0]]
+        if len(boxes):
+            py0, py1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=2, min_side=1)
+            px0, px1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=2, min_side=1)
+        else:
+            py0, py1, px0, px1 = 0, 1, 0, 1  # both masks empty in every frame
+        region = (py0, py1, px0, px1)
+        pm, gm = ex.crop(region, pred_idx), place_masks(item.gt_masks, gy0, gx0, region, gt_idx).to(device)
         prepared.pisa = {
             "l2": pisa_l2(pc[None], prepared.gt_c[gt_idx][None], (ex.valid[pred_idx] & prepared.gt_ok[gt_idx])[None], h),
-            "chamfer": pisa_chamfer(pm[None], gm[None]),
+            "chamfer": pisa_chamfer(pm[None], gm[None], height=h),
             "iou": pisa_iou(pm[None], gm[None]),
         }
     # The mask metrics read only this clip's crop: computed here, in the worker thread, so that the

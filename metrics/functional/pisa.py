@@ -8,7 +8,7 @@ height (PISA passes mask.shape[2]), lower is better except IoU.
     pisa_frame_indices(n_pred, n_gt, fps_pred, fps_gt) -> (pred_idx, gt_idx)  LongTensors
     pisa_l2(pred_c[B, T, 2], gt_c[B, T, 2], valid[B, T], height) -> [B]
         mean over frames and both coordinates of |c - ĉ| (np.sqrt(x**2) in PISA), / (sqrt(2) H)
-    pisa_chamfer(pred[B, T, H, W], gt[B, T, H, W], valid) -> [B]   chamfer_per_frame / (sqrt(2) H)
+    pisa_chamfer(pred[B, T, H, W], gt[B, T, H, W], valid, height=H) -> [B]   chamfer_per_frame / (sqrt(2) height)
     pisa_iou(pred, gt, valid) -> [B]                                mask_iou
 """
 
@@ -39,10 +39,12 @@ def pisa_l2(pred_c: Tensor, gt_c: Tensor, valid: Tensor, height) -> Tensor:
     return mean / (math.sqrt(2.0) * torch.as_tensor(height, dtype=mean.dtype, device=mean.device))
 
 
-def pisa_chamfer(pred: Tensor, gt: Tensor, valid: Tensor | None = None) -> Tensor:
+def pisa_chamfer(pred: Tensor, gt: Tensor, valid: Tensor | None = None, height: int | None = None) -> Tensor:
+    """`height`: the image's, where the masks are a crop of it (the distances do not change when
+    the crop holds both masks and a 1-px ring around them)."""
     per = chamfer_per_frame(pred, gt)
     ok = per.isfinite() if valid is None else valid.to(torch.bool) & per.isfinite()
-    return masked_mean(per, ok, dim=-1) / (math.sqrt(2.0) * pred.shape[-2])
+    return masked_mean(per, ok, dim=-1) / (math.sqrt(2.0) * (height or pred.shape[-2]))
 
 
 def pisa_iou(pred: Tensor, gt: Tensor, valid: Tensor | None = None) -> Tensor:

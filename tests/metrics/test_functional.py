@@ -162,6 +162,16 @@ def test_pisa_l2_and_chamfer_match_their_formula():
     per = np.array([[np_chamfer_frame(a[i, t], b[i, t]) for t in range(4)] for i in range(2)])
     np.testing.assert_allclose(pisa_chamfer(torch.from_numpy(a), torch.from_numpy(b)).numpy(),
                                np.nanmean(per, 1) / np.sqrt(2) / h, atol=1e-6)
+    # the same masks placed in a larger image: its crop around them (2-px ring) with the image's
+    # height gives the whole image's numbers, as the scorer computes them
+    big_a, big_b = (np.pad(m, ((0, 0), (0, 0), (30, 50), (40, 9))) for m in (a, b))
+    crop = (slice(None), slice(None), slice(28, 30 + h + 2), slice(38, 40 + 20 + 2))
+    whole = pisa_chamfer(torch.from_numpy(big_a), torch.from_numpy(big_b))
+    np.testing.assert_allclose(whole.numpy(), np.nanmean(per, 1) / np.sqrt(2) / (h + 80), atol=1e-6)
+    np.testing.assert_array_equal(
+        pisa_chamfer(torch.from_numpy(big_a[crop]), torch.from_numpy(big_b[crop]), height=h + 80).numpy(), whole.numpy())
+    np.testing.assert_array_equal(pisa_iou(torch.from_numpy(big_a[crop]), torch.from_numpy(big_b[crop])).numpy(),
+                                  pisa_iou(torch.from_numpy(big_a), torch.from_numpy(big_b)).numpy())
     pred_idx, gt_idx = pisa_frame_indices(10, 8, 24.0, 16.0)
     assert gt_idx.tolist() == [int(i * 16 / 24) for i in range(10) if int(i * 16 / 24) < 8]
     assert pred_idx.tolist() == list(range(len(gt_idx)))
