@@ -135,6 +135,94 @@ def drift_fit(frames, bg, unit, stride, iters, sigma_floor):
     return g, o, sigma
 
 
+@nb.njit(inline="always")
+def _solve4(a, r):
+    """x [4, k] with a x = r, a [4, 4] (Gaussian elimination with partial pivoting, on copies;
+    a singular direction gets 0)."""
+    a, x = a.copy(), r.copy()
+    for i in range(4):
+        p = i
+        for j in range(i + 1, 4):
+            if abs(a[j, i]) > abs(a[p, i]):
+                p = j
+        if p != i:
+            for j in range(4):
+                a[i, j], a[p, j] = a[p, j], a[i, j]
+            for c in range(x.shape[1]):
+                x[i, c], x[p, c] = x[p, c], x[i, c]
+        if abs(a[i, i]) < 1e-12:
+            continue
+        for j in range(i + 1, 4):
+            fac = a[j, i] / a[i, i]
+            for k in range(i, 4):
+                a[j, k] -= fac * a[i, k]
+            for c in range(x.shape[1]):
+                x[j, c] -= fac * x[i, c]
+    for i in range(3, -1, -1):
+        for c in range(x.shape[1]):
+            acc = x[i, c]
+            for k in range(i + 1, 4):
+                acc -= a[i, k] * x[k, c]
+            x[i, c] = acc / a[i, i] if abs(a[i, i]) >= 1e-12 else 0.0
+    return x
+
+
+@nb.njit("float64[:, :, ::1](float64[:, ::1], float64[:, ::1], int64, float64)", nogil=True, cache=True)
+def colour_fits(f, b, iters, sigma_floor):
+    """Two robust affine colour maps f ~ [b, 1] @ beta (f, b [M, 3]: a frame's and the plate's
+    colours at the same pixels, in [0, 1]): every output channel from all three plate channels,
+    and each from its own only (a gain and an offset, as `drift_fit`). Returns beta [2, 4, 3]
+    (full, per channel). Iteratively reweighted as `drift_fit`: each pass after the first weighs
+    only the pixels within max(3 sigma, sigma_floor) of the last fit, sigma 1.4826 x the median
+    colour distance; each model finds its own background (a per-channel fit's inliers on a video
+    with swapped channels are the pixels the swap does not change)."""
+    m = f.shape[0]
+    out = np.zeros((2, 4, 3))
+    keep = np.empty(m, np.bool_)
+    d2 = np.empty(m)
+    gram = np.empty((4, 4))
+    rhs = np.empty((4, 3))
+    for model in range(2):
+        keep[:] = True
+        beta = np.zeros((4, 3))
+        for _ in range(iters):
+            gram[:] = 0.0
+            rhs[:] = 0.0
+            for q in range(m):
+                if keep[q]:
+                    x = (b[q, 0], b[q, 1], b[q, 2], 1.0)
+                    for i in range(4):
+                        for j in range(4):
+                            gram[i, j] += x[i] * x[j]
+                        for c in range(3):
+                            rhs[i, c] += x[i] * f[q, c]
+            if model == 0:
+                beta = _solve4(gram, rhs)
+            else:
+                beta[:] = 0.0
+                for c in range(3):  # the 2x2 block of (plate channel c, 1)
+                    a, bb, d = gram[c, c], gram[c, 3], gram[3, 3]
+                    det = a * d - bb * bb
+                    if abs(det) > 1e-12 * max(a * d, 1e-300):
+                        beta[c, c] = (d * rhs[c, c] - bb * rhs[3, c]) / det
+                        beta[3, c] = (a * rhs[3, c] - bb * rhs[c, c]) / det
+                    elif d > 0:  # a flat plate channel: the offset alone
+                        beta[3, c] = rhs[3, c] / d
+            for q in range(m):
+                e = 0.0
+                for c in range(3):
+                    r = f[q, c] - (b[q, 0] * beta[0, c] + b[q, 1] * beta[1, c] + b[q, 2] * beta[2, c] + beta[3, c])
+                    e += r * r
+                d2[q] = e
+            scratch = d2.copy()
+            sigma = 1.4826 * np.sqrt(_kth_smallest(scratch, (m - 1) // 2))
+            cut = max(3.0 * sigma, sigma_floor) ** 2
+            for q in range(m):
+                keep[q] = d2[q] <= cut
+        out[model] = beta
+    return out
+
+
 @nb.njit(["({frames}, boolean[:, ::1], float64, float64, int64)".format(frames=f) for f in _FRAMES],
          nogil=True, cache=True)
 def self_background(frames, region, unit, stable, min_run):

@@ -232,6 +232,26 @@ def test_dithered_gif_is_low_passed_and_scored(score_ds, tmp_path, monkeypatch, 
     assert score_arrays(score_ds, cid, gif.frames, fps, _cfg(score_ds, extractor=cut))["status"] != "ok"
 
 
+def test_a_global_colour_transform_is_undone(score_ds):
+    # A perfect video with its red and blue channels swapped (frames written as BGR), or in grey:
+    # per-channel gains and offsets cannot take the plate there, one 3x3 colour map can.
+    cfg = _cfg(score_ds)
+    unmapped = _cfg(score_ds, extractor=ExtractConfig(colour_map_above=1.0))
+    worst = []
+    for primitive in schema.PRIMITIVES:
+        cid = _clip(score_ds, primitive)
+        frames, fps = _gt(score_ds, cid)
+        swapped = np.ascontiguousarray(frames[..., ::-1])
+        row = score_arrays(score_ds, cid, swapped, fps, cfg)
+        assert row["status"] == "ok" and row["l2"] < 0.5, (primitive, row)  # 0.12-0.29 px measured
+        assert row["accel_ratio"] == pytest.approx(1.0, abs=0.02)
+        grey = np.repeat((frames @ np.array([0.299, 0.587, 0.114])).round().astype(np.uint8)[..., None], 3, -1)
+        assert score_arrays(score_ds, cid, grey, fps, cfg)["status"] == "ok"
+        worst.append(score_arrays(score_ds, cid, swapped, fps, unmapped))
+    # without the map the swapped ramps were measured 7.6 px off, or not found at all
+    assert any(r["status"] != "ok" or r["l2"] > 2 for r in worst)
+
+
 @pytest.mark.parametrize("mode", ["plate", "self"])
 def test_frozen_video(score_ds, mode):
     # with either weight-free extractor: `self` never sees the scene behind a frozen object
