@@ -185,10 +185,12 @@ def _colour_map(frames: Tensor, plate: Tensor, above: float):
     the first, middle and last frames at once; None where it is within `above` (RMS) of
     per-channel gains and offsets, which the per-frame drift fit undoes (`_cross_channel`).
 
-    Measured (`_cross_channel`, 40 clips each): at most 0.007 on the bench's own clips, 0.011 on
-    re-encodes at 832x480 or 1080p, VP9 and adaptive-palette GIFs, 0.021 at H.264 CRF 40; with
-    swapped channels median 0.038 (up to 0.12), grey 0.020, half saturation 0.010, 1.5x
-    saturation 0.009."""
+    Measured (`_cross_channel`, 10-40 clips each): at most 0.007 on the bench's own clips, 0.011
+    on re-encodes at 832x480 or 1080p, 0.004 on VP9 and adaptive-palette GIFs, 0.008 on dithered
+    GIFs, 0.013 and 0.021 at H.264 CRF 30 and 40; with swapped channels median 0.037 (up to
+    0.12), grey 0.020, half saturation 0.010, 1.5x saturation 0.009. (Against the benchmark's
+    first frame instead, for `self`, which has no plate, the bench's own clips gave a median of
+    0.021: the object in it spoils the test.)"""
     if _cross_channel(frames, plate) <= above:
         return None
     n = frames.shape[0]
