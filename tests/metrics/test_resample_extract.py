@@ -92,7 +92,8 @@ def test_extractor_config_errors(tmp_path):
         ExtractConfig(mode="sift")
     with pytest.raises(InvalidValueError, match="sam2-checkpoint"):
         ExtractConfig(mode="sam2")
-    for bad in ({"smooth_above": 0.0}, {"smooth_px": 0.0}, {"smooth_px": 20.0}):
+    for bad in ({"smooth_above": 0.0}, {"smooth_px": 0.0}, {"smooth_px": 20.0}, {"soft_ratio": 1.5},
+                {"colour_map_above": -1.0}):
         with pytest.raises(InvalidValueError, match=next(iter(bad))):
             ExtractConfig(**bad)
     ckpt = tmp_path / "sam2.pt"
@@ -166,6 +167,38 @@ def test_a_blob_joined_only_by_a_thread_is_not_the_object():
     assert torch.equal(ex.masks, torch.as_tensor(want))
     ys, xs = np.nonzero(want[0])
     torch.testing.assert_close(ex.centroids[0], torch.tensor([xs.mean(), ys.mean()], dtype=torch.float32))
+
+
+def test_frames_softer_than_the_plate_are_matched():
+    """One sharp edge between a dark and an orange wall, top to bottom. In frames blurred by 2 px
+    it becomes a band of mixtures, redder than the dark wall and longer than the small red object:
+    the band wins unless the plate is blurred to match. The blur is measured exactly (it is on
+    the ladder), and the object found exactly."""
+    import cv2
+
+    from newtonbench.metrics.extract import _softness
+
+    t, h, w = 8, 96, 128
+    plate = np.full((h, w, 3), 40, np.uint8)
+    plate[:, 64:] = (250, 70, 50)
+    frames = np.repeat(plate[None], t, 0)
+    truth = np.zeros((t, h, w), bool)
+    for i in range(t):
+        truth[i, 20 + 4 * i:30 + 4 * i, 10 + 3 * i:20 + 3 * i] = True
+    frames[truth] = (230, 40, 30)
+    want = torch.tensor([[m.nonzero()[1].mean(), m.nonzero()[0].mean()] for m in truth], dtype=torch.float32)
+    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
+    pl = bench_grid_frames(plate[None], (h, w))[0]
+    for sigma in (0.0, 1.0, 2.0):
+        blurred = bench_grid_frames(np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in frames]) if sigma else frames,
+                                    (h, w))
+        assert _softness(blurred, pl, np.ones(3), np.zeros(3)) == sigma
+        ex = extract(blurred, torch.as_tensor(truth[0]), as_f(frames[0]), as_f(plate))
+        torch.testing.assert_close(ex.centroids, want, atol=1e-3, rtol=0)
+    unmatched = extract(blurred, torch.as_tensor(truth[0]), as_f(frames[0]), as_f(plate), ExtractConfig(soft_ratio=0.0))
+    assert (unmatched.centroids - want).abs().max() > 40  # the band
+    flat = bench_grid_frames(np.full((1, h, w, 3), 100, np.uint8), (h, w))
+    assert _softness(flat, flat[0], np.ones(3), np.zeros(3)) == 0.0  # no edges: nothing to match
 
 
 @pytest.mark.parametrize("uint8", [False, True])
