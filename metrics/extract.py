@@ -165,7 +165,7 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
 def _grid_colours(frames: Tensor, plate: Tensor, which: list[int], samples: int = 2048):
     """The colours of frames `which` and of the plate on a grid of about `samples` pixels (every
     k-th row and column, as the drift fit samples): f [len(which), M, 3] and b [M, 3], float64 in
-    [0, 1], contiguous (as `extract_kernels.colour_fits` takes them)."""
+    [0, 1], contiguous (as `extract_kernels.colour_fit` takes them)."""
     n, _, h, w = frames.shape
     stride = max(1, int((h * w / samples) ** 0.5))
     # sampled from channels-last views of the images as they are (no copy, no conversion of the rest)
@@ -174,33 +174,37 @@ def _grid_colours(frames: Tensor, plate: Tensor, which: list[int], samples: int 
     return np.ascontiguousarray(f, np.float64), np.ascontiguousarray(b, np.float64)
 
 
-def _cross_channel(frames: Tensor, plate: Tensor) -> float:
-    """How far the colours of the clip's middle frame are from per-channel gains and offsets of the
-    plate's: the RMS difference, over a grid of pixels, between the colours that its robust full
-    affine colour map and its per-channel one predict from the plate (`extract_kernels.colour_fits`,
-    two passes, as the drift fit). 0.2 ms a clip on one thread."""
+def _cross_channel(frames: Tensor, plate: Tensor, gain, offset) -> float:
+    """How far the colours of the clip's middle frame are from the per-channel gains and offsets
+    that the drift fit found for it (`gain`, `offset` [3]): the RMS difference, over a grid of
+    pixels, between the colours that its robust full affine colour map
+    (`extract_kernels.colour_fit`, two passes, as the drift fit) and those predict from the
+    plate. 0.2 ms a clip on one thread."""
     f, b = _grid_colours(frames, plate, [frames.shape[0] // 2])
-    full, diag = extract_kernels.colour_fits(f[0], b, 2, 0.03)
-    return float(np.sqrt(np.square(b @ (full - diag)[:3] + (full - diag)[3]).sum(1).mean()))
+    d = extract_kernels.colour_fit(f[0], b, 2, 0.03)
+    d[[0, 1, 2], [0, 1, 2]] -= np.asarray(gain, np.float64).reshape(3)
+    d[3] -= np.asarray(offset, np.float64).reshape(3)
+    return float(np.sqrt(np.square(b @ d[:3] + d[3]).sum(1).mean()))
 
 
-def _colour_map(frames: Tensor, plate: Tensor, above: float):
+def _colour_map(frames: Tensor, plate: Tensor, gain, offset, above: float):
     """The one affine colour transform (3x3 and an offset) from the plate to the clip's colours,
     as a function of an image [3, H, W] (the mapped image, float32 in [0, 1]), fitted robustly on
-    the first, middle and last frames at once; None where it is within `above` (RMS) of
-    per-channel gains and offsets, which the per-frame drift fit undoes (`_cross_channel`).
+    the first, middle and last frames at once; None where, on the middle frame, it is within
+    `above` (RMS) of the per-channel gain and offset (`gain`, `offset` [3]) that the drift fit
+    found, and undoes, there (`_cross_channel`).
 
     Measured (`_cross_channel`, 10-40 clips each): at most 0.007 on the bench's own clips, 0.011
     on re-encodes at 832x480 or 1080p, 0.004 on VP9 and adaptive-palette GIFs, 0.008 on dithered
-    GIFs, 0.013 and 0.021 at H.264 CRF 30 and 40; with swapped channels median 0.037 (up to
-    0.12), grey 0.020, half saturation 0.010, 1.5x saturation 0.009. (Against the benchmark's
+    GIFs, 0.013 and 0.021 at H.264 CRF 30 and 40; with swapped channels median 0.041 (up to
+    0.14), grey 0.020, half saturation 0.010, 1.5x saturation 0.009. (Against the benchmark's
     first frame instead, for `self`, which has no plate, the bench's own clips gave a median of
     0.021: the object in it spoils the test.)"""
-    if _cross_channel(frames, plate) <= above:
+    if _cross_channel(frames, plate, gain, offset) <= above:
         return None
     n = frames.shape[0]
     f, b = _grid_colours(frames, plate, sorted({0, n // 2, n - 1}))
-    full = extract_kernels.colour_fits(f.reshape(-1, 3), np.tile(b, (len(f), 1)), 3, 0.03)[0]
+    full = extract_kernels.colour_fit(f.reshape(-1, 3), np.tile(b, (len(f), 1)), 3, 0.03)
 
     def mapped(image: Tensor) -> Tensor:
         y = channels_last(as_float(image, torch.float32)).astype(np.float64) @ full[:3] + full[3]
@@ -212,7 +216,7 @@ def _colour_map(frames: Tensor, plate: Tensor, above: float):
 _BLURS = (0.0, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8)  # px: the Gaussians a plate may be softened by
 
 
-def _softness(frames: Tensor, plate: Tensor, gain: np.ndarray, offset: np.ndarray, ratio: float = 0.5,
+def _softness(frames: Tensor, plate: Tensor, gain, offset, ratio: float = 0.5,
               samples: int = 2048, edge: int = 8) -> float:
     """How much softer than the plate the clip's middle frame is: the sigma (px, one of `_BLURS`)
     of the Gaussian that, applied to the plate, best predicts the frame at the plate's edges (up
@@ -238,6 +242,7 @@ def _softness(frames: Tensor, plate: Tensor, gain: np.ndarray, offset: np.ndarra
         return 0.0
     at = at[:: max(1, len(at) // samples)]
     f = channels_last(frames)[n // 2].reshape(-1, 3)[at].astype(np.float64) / value_unit(frames)
+    gain, offset = (np.asarray(x, np.float64).reshape(3) for x in (gain, offset))
 
     def error(s: float) -> float:
         q = (cv2.GaussianBlur(pl, (0, 0), s) if s else pl).reshape(-1, 3)[at].astype(np.float64) / 255
@@ -526,9 +531,10 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # A global colour transform that per-channel gains and offsets cannot undo (channels swapped,
     # saturation changed, grey): the plate and the first frame are taken into the video's colours.
     # Measured on 40 of the bench's clips with perfect motion, plate extractor, l2 over 2 px:
-    # swapped channels 10 -> 0, half saturation 6 -> 3, grey 15 -> 7 (where the object's grey
+    # swapped channels 10 -> 0, half saturation 6 -> 3, grey 15 -> 6 (where the object's grey
     # matches the scene's, nothing can tell them apart); the clips as they are unchanged.
-    mapped = _colour_map(frames, background, config.colour_map_above) if config.mode == "plate" else None
+    mid = n // 2  # the frame both tests below read, with its drift
+    mapped = _colour_map(frames, background, g[mid], o[mid], config.colour_map_above) if config.mode == "plate" else None
     if mapped is not None:
         background, first_frame = (None if x is None else mapped(x) for x in (background, first_frame))
         bg, g, o, sigma = fit()
@@ -538,9 +544,7 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     # softened to match. Measured on 40 of the bench's clips blurred by 1, 1.5, 2 and 2.5 px, l2
     # over 2 px: 1, 9, 15 and 16 -> 0 (accel_ratio off by over 5%: 4, 5, 9, 13 -> 2, 2, 1, 1); the
     # clips as they are: one of 80 changed, 0.39 -> 0.13 px.
-    mid = n // 2
-    soft = (_softness(frames, background, g[mid].reshape(3).double().numpy(), o[mid].reshape(3).double().numpy(),
-                      ratio=config.soft_ratio) if config.mode == "plate" else 0.0)
+    soft = _softness(frames, background, g[mid], o[mid], ratio=config.soft_ratio) if config.mode == "plate" else 0.0
     if soft:
         background, first_frame = (None if x is None else _smooth(x, soft) for x in (background, first_frame))
         bg, g, o, sigma = fit()

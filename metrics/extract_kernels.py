@@ -167,60 +167,43 @@ def _solve4(a, r):
     return x
 
 
-@nb.njit("float64[:, :, ::1](float64[:, ::1], float64[:, ::1], int64, float64)", nogil=True, cache=True)
-def colour_fits(f, b, iters, sigma_floor):
-    """Two robust affine colour maps f ~ [b, 1] @ beta (f, b [M, 3]: a frame's and the plate's
-    colours at the same pixels, in [0, 1]): every output channel from all three plate channels,
-    and each from its own only (a gain and an offset, as `drift_fit`). Returns beta [2, 4, 3]
-    (full, per channel). Iteratively reweighted as `drift_fit`: each pass after the first weighs
-    only the pixels within max(3 sigma, sigma_floor) of the last fit, sigma 1.4826 x the median
-    colour distance; each model finds its own background (a per-channel fit's inliers on a video
-    with swapped channels are the pixels the swap does not change)."""
+@nb.njit("float64[:, ::1](float64[:, ::1], float64[:, ::1], int64, float64)", nogil=True, cache=True)
+def colour_fit(f, b, iters, sigma_floor):
+    """The robust affine colour map f ~ [b, 1] @ beta (f, b [M, 3]: a frame's and the plate's colours
+    at the same pixels, in [0, 1]; beta [4, 3]), every output channel from all three plate
+    channels. Iteratively reweighted as `drift_fit`: each pass after the first weighs only the
+    pixels within max(3 sigma, sigma_floor) of the last fit, sigma 1.4826 x the median colour
+    distance."""
     m = f.shape[0]
-    out = np.zeros((2, 4, 3))
-    keep = np.empty(m, np.bool_)
+    keep = np.ones(m, np.bool_)
     d2 = np.empty(m)
     gram = np.empty((4, 4))
     rhs = np.empty((4, 3))
-    for model in range(2):
-        keep[:] = True
-        beta = np.zeros((4, 3))
-        for _ in range(iters):
-            gram[:] = 0.0
-            rhs[:] = 0.0
-            for q in range(m):
-                if keep[q]:
-                    x = (b[q, 0], b[q, 1], b[q, 2], 1.0)
-                    for i in range(4):
-                        for j in range(4):
-                            gram[i, j] += x[i] * x[j]
-                        for c in range(3):
-                            rhs[i, c] += x[i] * f[q, c]
-            if model == 0:
-                beta = _solve4(gram, rhs)
-            else:
-                beta[:] = 0.0
-                for c in range(3):  # the 2x2 block of (plate channel c, 1)
-                    a, bb, d = gram[c, c], gram[c, 3], gram[3, 3]
-                    det = a * d - bb * bb
-                    if abs(det) > 1e-12 * max(a * d, 1e-300):
-                        beta[c, c] = (d * rhs[c, c] - bb * rhs[3, c]) / det
-                        beta[3, c] = (a * rhs[3, c] - bb * rhs[c, c]) / det
-                    elif d > 0:  # a flat plate channel: the offset alone
-                        beta[3, c] = rhs[3, c] / d
-            for q in range(m):
-                e = 0.0
-                for c in range(3):
-                    r = f[q, c] - (b[q, 0] * beta[0, c] + b[q, 1] * beta[1, c] + b[q, 2] * beta[2, c] + beta[3, c])
-                    e += r * r
-                d2[q] = e
-            scratch = d2.copy()
-            sigma = 1.4826 * np.sqrt(_kth_smallest(scratch, (m - 1) // 2))
-            cut = max(3.0 * sigma, sigma_floor) ** 2
-            for q in range(m):
-                keep[q] = d2[q] <= cut
-        out[model] = beta
-    return out
+    beta = np.zeros((4, 3))
+    for _ in range(iters):
+        gram[:] = 0.0
+        rhs[:] = 0.0
+        for q in range(m):
+            if keep[q]:
+                x = (b[q, 0], b[q, 1], b[q, 2], 1.0)
+                for i in range(4):
+                    for j in range(4):
+                        gram[i, j] += x[i] * x[j]
+                    for c in range(3):
+                        rhs[i, c] += x[i] * f[q, c]
+        beta = _solve4(gram, rhs)
+        for q in range(m):
+            e = 0.0
+            for c in range(3):
+                r = f[q, c] - (b[q, 0] * beta[0, c] + b[q, 1] * beta[1, c] + b[q, 2] * beta[2, c] + beta[3, c])
+                e += r * r
+            d2[q] = e
+        scratch = d2.copy()
+        sigma = 1.4826 * np.sqrt(_kth_smallest(scratch, (m - 1) // 2))
+        cut = max(3.0 * sigma, sigma_floor) ** 2
+        for q in range(m):
+            keep[q] = d2[q] <= cut
+    return beta
 
 
 @nb.njit(["({frames}, boolean[:, ::1], float64, float64, int64)".format(frames=f) for f in _FRAMES],
