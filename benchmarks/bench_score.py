@@ -245,7 +245,7 @@ def run() -> dict:
         hr = _rescaled(large, tmp / "v_high_res", n, HIGH_RES)
         hr_decode, hr_score, hr_rounds = _ratio_rounds(hr, bench, tmp / "rh")
         out["high_res"] = {
-            "resolution": "%dx%dx32, scored on the 256x256 grid" % HIGH_RES,
+            "resolution": f"{HIGH_RES[0]}x{HIGH_RES[1]}x32, scored on the 256x256 grid",
             "clips": hr_score["clips"],
             "decode_only_s": round(hr_decode["seconds"], 3),
             "score_noflow_s": round(hr_score["seconds"], 3),

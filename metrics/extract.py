@@ -166,7 +166,7 @@ def _grid_colours(frames: Tensor, plate: Tensor, which: list[int], samples: int 
     """The colours of frames `which` and of the plate on a grid of about `samples` pixels (every
     k-th row and column, as the drift fit samples): f [len(which), M, 3] and b [M, 3], float64 in
     [0, 1], contiguous (as `extract_kernels.colour_fit` takes them)."""
-    n, _, h, w = frames.shape
+    h, w = frames.shape[-2:]
     stride = max(1, int((h * w / samples) ** 0.5))
     # sampled from channels-last views of the images as they are (no copy, no conversion of the rest)
     b = channels_last(plate)[::stride, ::stride].reshape(-1, 3) / value_unit(plate)
@@ -231,7 +231,7 @@ def _softness(frames: Tensor, plate: Tensor, gain, offset, ratio: float = 0.5,
     error falls. 0.25 ms a clip on one thread."""
     import cv2
 
-    n, _, h, w = frames.shape
+    n = frames.shape[0]
     pl = channels_last(plate)
     if pl.dtype != np.uint8:
         pl = (np.clip(pl, 0, 1) * 255).round().astype(np.uint8)

@@ -206,7 +206,7 @@ def colour_fit(f, b, iters, sigma_floor):
     return beta
 
 
-@nb.njit(["({frames}, boolean[:, ::1], float64, float64, int64)".format(frames=f) for f in _FRAMES],
+@nb.njit([f"({f}, boolean[:, ::1], float64, float64, int64)" for f in _FRAMES],
          nogil=True, cache=True)
 def self_background(frames, region, unit, stable, min_run):
     """The `self` extractor's background from the video itself (the rule: `extract._self_background`).
