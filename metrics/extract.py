@@ -155,19 +155,29 @@ def _drift_fit(frames: Tensor, bg: Tensor, iters: int = 2, samples: int = 2048) 
     moved) drops out of the next pass (see `extract_kernels.drift_fit`).
     """
     n, c, h, w = frames.shape
-    stride = max(1, int((h * w / samples) ** 0.5))
-    g, o, sigma = extract_kernels.drift_fit(channels_last(frames), channels_last(bg), value_unit(frames), stride,
-                                            iters, 0.03)
+    g, o, sigma = extract_kernels.drift_fit(channels_last(frames), channels_last(bg), value_unit(frames),
+                                            _grid_stride(h, w, samples), iters, 0.03)
     g, o = (torch.from_numpy(v).to(torch.float32).reshape(n, c, 1, 1) for v in (g, o))
     return g, o, torch.from_numpy(sigma).to(torch.float32)
+
+
+def _grid_stride(h: int, w: int, samples: int) -> int:
+    """The largest stride k that keeps at least `samples` pixels of an h x w image on the grid of
+    every k-th row and column (1 for a small image): the drift fit's grid, and the colour map's."""
+    return max(1, int((h * w / samples) ** 0.5))
+
+
+def _u8_image(image: Tensor) -> np.ndarray:
+    """An image [3, H, W] (uint8, or float in [0, 1]) as OpenCV takes it: uint8 [H, W, 3], C-contiguous."""
+    x = channels_last(image)
+    return np.ascontiguousarray(x if x.dtype == np.uint8 else (np.clip(x, 0, 1) * 255).round().astype(np.uint8))
 
 
 def _grid_colours(frames: Tensor, plate: Tensor, which: list[int], samples: int = 2048):
     """The colours of frames `which` and of the plate on a grid of about `samples` pixels (every
     k-th row and column, as the drift fit samples): f [len(which), M, 3] and b [M, 3], float64 in
     [0, 1], contiguous (as `extract_kernels.colour_fit` takes them)."""
-    h, w = frames.shape[-2:]
-    stride = max(1, int((h * w / samples) ** 0.5))
+    stride = _grid_stride(*frames.shape[-2:], samples)
     # sampled from channels-last views of the images as they are (no copy, no conversion of the rest)
     b = channels_last(plate)[::stride, ::stride].reshape(-1, 3) / value_unit(plate)
     f = channels_last(frames)[which, ::stride, ::stride].reshape(len(which), -1, 3) / value_unit(frames)
@@ -232,10 +242,7 @@ def _softness(frames: Tensor, plate: Tensor, gain, offset, ratio: float = 0.5,
     import cv2
 
     n = frames.shape[0]
-    pl = channels_last(plate)
-    if pl.dtype != np.uint8:
-        pl = (np.clip(pl, 0, 1) * 255).round().astype(np.uint8)
-    pl = np.ascontiguousarray(pl)
+    pl = _u8_image(plate)
     step = cv2.morphologyEx(cv2.cvtColor(pl, cv2.COLOR_RGB2GRAY), cv2.MORPH_GRADIENT, np.ones((2, 2), np.uint8))
     at = np.flatnonzero(step > edge)
     if len(at) < 50:
@@ -385,8 +392,7 @@ def _fill_in(image: Tensor, hole: Tensor, radius: int = 3) -> Tensor:
     keep their values)."""
     import cv2
 
-    u8 = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
-    filled = cv2.inpaint(u8, hole.to(torch.uint8).cpu().numpy(), radius, cv2.INPAINT_TELEA)
+    filled = cv2.inpaint(_u8_image(image.cpu()), hole.to(torch.uint8).cpu().numpy(), radius, cv2.INPAINT_TELEA)
     fill = torch.from_numpy(filled).to(image.device).permute(2, 0, 1).to(image.dtype).div_(255.0)
     return torch.where(hole, fill, image)
 

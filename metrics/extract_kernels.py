@@ -62,6 +62,17 @@ def _kth_smallest(a, k):
     return a[k]
 
 
+@nb.njit(inline="always")
+def _robust_cut(d2, scratch, sigma_floor):
+    """The reweighting rule of the robust fits: sigma = 1.4826 x the median colour distance (the
+    lower middle for even counts, as torch.median) of the squared distances d2, and the squared
+    cut max(3 sigma, sigma_floor)^2 within which a pixel weighs in the next pass. `scratch`: as
+    long as d2, overwritten."""
+    scratch[:] = d2
+    sigma = 1.4826 * np.sqrt(_kth_smallest(scratch, (len(d2) - 1) // 2))
+    return sigma, max(3.0 * sigma, sigma_floor) ** 2
+
+
 @nb.njit(_signatures("({frames}, {bg}, float64, int64, int64, float64)"), nogil=True, cache=True, fastmath=True)
 def drift_fit(frames, bg, unit, stride, iters, sigma_floor):
     """Per-frame, per-channel gain/offset drift, frame = g bg + o, fitted on every `stride`-th row
@@ -126,10 +137,7 @@ def drift_fit(frames, bg, unit, stride, iters, sigma_floor):
                 e += d * d
                 d = (f[2, q] - o2) * i2 - b[2, q]
                 d2[q] = e + d * d
-            # the lower middle for even counts (as torch.median)
-            scratch[:] = d2
-            sigma[k] = 1.4826 * np.sqrt(_kth_smallest(scratch, (p - 1) // 2))
-            cut = max(3.0 * sigma[k], sigma_floor) ** 2
+            sigma[k], cut = _robust_cut(d2, scratch, sigma_floor)
             for q in range(p):
                 wt[q] = 1.0 if d2[q] <= cut else 0.0
     return g, o, sigma
@@ -177,6 +185,7 @@ def colour_fit(f, b, iters, sigma_floor):
     m = f.shape[0]
     keep = np.ones(m, np.bool_)
     d2 = np.empty(m)
+    scratch = np.empty(m)
     gram = np.empty((4, 4))
     rhs = np.empty((4, 3))
     beta = np.zeros((4, 3))
@@ -198,9 +207,7 @@ def colour_fit(f, b, iters, sigma_floor):
                 r = f[q, c] - (b[q, 0] * beta[0, c] + b[q, 1] * beta[1, c] + b[q, 2] * beta[2, c] + beta[3, c])
                 e += r * r
             d2[q] = e
-        scratch = d2.copy()
-        sigma = 1.4826 * np.sqrt(_kth_smallest(scratch, (m - 1) // 2))
-        cut = max(3.0 * sigma, sigma_floor) ** 2
+        cut = _robust_cut(d2, scratch, sigma_floor)[1]
         for q in range(m):
             keep[q] = d2[q] <= cut
     return beta

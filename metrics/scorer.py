@@ -90,8 +90,8 @@ class ScoreConfig:
         check_range("workers", self.workers, 0, 256)
         check_range("max_lost_fraction", self.max_lost_fraction, 0.0, 1.0)
         check_range("bootstrap", self.bootstrap, 0, 1_000_000)
-        if self.fps is not None and not (0.0 < self.fps <= 1000.0):  # NaN included
-            raise InvalidValueError(f"fps={self.fps!r} is out of range; allowed: > 0 and <= 1000 frames a second")
+        if self.fps is not None:
+            check_range("fps", self.fps, 0.0, 1000.0, low_open=True)
         for name, values, allowed in (("primitive", self.primitives, schema.PRIMITIVES),
                                       ("split", self.splits, schema.SPLITS),
                                       ("distribution", self.distributions, schema.DISTRIBUTIONS)):
@@ -373,8 +373,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
     pred_boxes = found_boxes[near[present]]
     pred_boxes = pred_boxes[pred_boxes[:, 1] > pred_boxes[:, 0]]
     boxes = np.concatenate([pred_boxes, [item.gt_box]]) if gy1 > gy0 else pred_boxes
-    y0, y1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=8, min_side=32)
-    x0, x1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=8, min_side=32)
+    y0, y1, x0, x1 = _box_region(boxes, (h, w), margin=8, min_side=32)
     # the picked frames' masks on the crop, straight from the extractor's windows (never a
     # full-size mask); uncovered times cleared in place
     pred_masks = ex.crop((y0, y1, x0, x1), near)
@@ -395,8 +394,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         # The residual is weighted by the object mask: only flow on the object counts. A crop around
         # the object's whole track (16 px margin, >= 128 px a side so the pyramid still follows fast
         # motion) gave the same residual to 0.1% as the full frame, in half the time.
-        fy0, fy1 = _crop_range(int(pred_boxes[:, 0].min()), int(pred_boxes[:, 1].max()), h)
-        fx0, fx1 = _crop_range(int(pred_boxes[:, 2].min()), int(pred_boxes[:, 3].max()), w)
+        fy0, fy1, fx0, fx1 = _box_region(pred_boxes, (h, w))
         prepared.flow_frames = as_float(frames[..., fy0:fy1, fx0:fx1][tensor(near[present])])
         prepared.flow_masks = ex.crop((fy0, fy1, fx0, fx1), near[present])
     if pisa:
@@ -411,12 +409,7 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         # (On whole frames: 2.6 ms a clip on one thread, 0.8 of them placing masks.)
         boxes = np.concatenate([found_boxes[pred_idx.cpu().numpy()], [item.gt_box]])
         boxes = boxes[boxes[:, 1] > boxes[:, 0]]
-        if len(boxes):
-            py0, py1 = _crop_range(int(boxes[:, 0].min()), int(boxes[:, 1].max()), h, margin=2, min_side=1)
-            px0, px1 = _crop_range(int(boxes[:, 2].min()), int(boxes[:, 3].max()), w, margin=2, min_side=1)
-        else:
-            py0, py1, px0, px1 = 0, 1, 0, 1  # both masks empty in every frame
-        region = (py0, py1, px0, px1)
+        region = _box_region(boxes, (h, w), margin=2, min_side=1) if len(boxes) else (0, 1, 0, 1)  # or both empty
         pm, gm = ex.crop(region, pred_idx), place_masks(item.gt_masks, gy0, gx0, region, gt_idx).to(device)
         prepared.pisa = {
             "l2": pisa_l2(pc[None], prepared.gt_c[gt_idx][None], (ex.valid[pred_idx] & prepared.gt_ok[gt_idx])[None], h),
@@ -447,6 +440,15 @@ def _mask_metrics(pred_masks, gt_masks, frames, present, mask_ok, gt_area) -> di
 
 def _stack(items, attr):
     return torch.stack([getattr(p, attr) for p in items])
+
+
+def _box_region(boxes: np.ndarray, size: tuple[int, int], margin: int = 16,
+                min_side: int = 128) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the union of `boxes` [K, 4] (y0, y1, x0, x1), grown as `_crop_range` grows
+    each axis, inside the image of `size` (H, W)."""
+    (h, w), lo, hi = size, boxes.min(0), boxes.max(0)
+    return (*_crop_range(int(lo[0]), int(hi[1]), h, margin, min_side),
+            *_crop_range(int(lo[2]), int(hi[3]), w, margin, min_side))
 
 
 def _crop_range(lo: int, hi: int, size: int, margin: int = 16, min_side: int = 128) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 
@@ -49,8 +50,9 @@ class DeviceUnavailableError(NewtonBenchError):
 
 
 def check_range(name: str, value, low=None, high=None, *, low_open: bool = False) -> None:
-    """Raise InvalidValueError unless low <= value <= high (or low < value when low_open)."""
-    bad = (low is not None and (value <= low if low_open else value < low)) or (
+    """Raise InvalidValueError unless low <= value <= high (or low < value when low_open). NaN is
+    never in range (it compares false with every bound)."""
+    bad = (isinstance(value, float) and math.isnan(value)) or (low is not None and (value <= low if low_open else value < low)) or (
         high is not None and value > high
     )
     if bad:

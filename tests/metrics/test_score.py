@@ -42,14 +42,16 @@ def _clip(ds, primitive):
     return f"{primitive}-test-id-000000"
 
 
-def _write_av(path, frames, fps, codec):
-    """Another container and codec than the benchmark's H.264 MP4 (PyAV directly)."""
+def _write_av(path, frames, fps, codec, pix_fmt="yuv420p", options=(("qscale", "1"),)):
+    """Another container and codec than the benchmark's H.264 MP4 (PyAV directly). With codec
+    "gif" and pix_fmt "rgb8": a GIF on the fixed 3-3-2 palette of 256 colours, dithered, as FFmpeg
+    writes one without a palette of the clip's own."""
     import av
 
     with av.open(str(path), "w") as c:
         st = c.add_stream(codec, rate=int(fps))
-        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        st.options = {"qscale": "1"}
+        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        st.options = dict(options)
         for f in frames:
             c.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         c.mux(st.encode())
@@ -191,19 +193,6 @@ def test_a_file_stored_at_another_rate_than_made(score_ds, tmp_path, caplog):
             ScoreConfig(out=str(tmp_path / "c"), fps=bad, **kw)
 
 
-def _write_dithered_gif(path, frames, fps):
-    """A GIF on the fixed 3-3-2 palette of 256 colours (`rgb8`), dithered, as FFmpeg writes one
-    without a palette of the clip's own."""
-    import av
-
-    with av.open(str(path), "w") as c:
-        st = c.add_stream("gif", rate=int(fps))
-        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], "rgb8"
-        for f in frames:
-            c.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(st.encode())
-
-
 @pytest.mark.parametrize("mode", ["plate", "self"])
 def test_dithered_gif_is_low_passed_and_scored(score_ds, tmp_path, monkeypatch, mode):
     # Dithered to a fixed palette, every pixel's colour is noise around the scene's and the
@@ -219,7 +208,7 @@ def test_dithered_gif_is_low_passed_and_scored(score_ds, tmp_path, monkeypatch, 
         frames, fps = _gt(score_ds, cid)
         assert score_arrays(score_ds, cid, frames, fps, cfg)["status"] == "ok"
         assert not smoothed
-        _write_dithered_gif(tmp_path / f"{cid}.gif", frames, fps)
+        _write_av(tmp_path / f"{cid}.gif", frames, fps, "gif", "rgb8", options=())
         gif = read_video(tmp_path / f"{cid}.gif", fps=fps)
         assert np.abs(gif.frames.astype(int) - frames).mean() > 10  # far from the frames
         row = score_arrays(score_ds, cid, gif.frames, fps, cfg)

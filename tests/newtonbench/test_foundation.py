@@ -91,18 +91,27 @@ def test_video_roundtrip_is_near_lossless_and_deterministic(tmp_path):
     assert find_videos(tmp_path) == {"a": tmp_path / "a.mp4", "b": tmp_path / "b.mp4"}
 
 
-def test_read_video_until_reads_only_the_frames_before_it_and_each_sees_them(tmp_path, monkeypatch):
+def _moving_box(tmp_path, fps):
+    """12 frames of a box moving right, written as a.mp4 at `fps` and as a folder a/ of PNGs
+    (written as BGR, so read back with red and blue swapped): (frames, mp4 path, folder)."""
     import cv2
 
     frames = np.zeros((12, 32, 32, 3), np.uint8)
     for t in range(12):
         frames[t, 4:12, 2 * t:2 * t + 8] = (200, 60, 30)
-    write_video(tmp_path / "a.mp4", frames, fps=8)
-    whole = read_video(tmp_path / "a.mp4", threads=1)
+    write_video(tmp_path / "a.mp4", frames, fps=fps)
     folder = tmp_path / "a"
     folder.mkdir()
     for i, f in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    return frames, tmp_path / "a.mp4", folder
+
+
+def test_read_video_until_reads_only_the_frames_before_it_and_each_sees_them(tmp_path, monkeypatch):
+    import cv2
+
+    frames, _, folder = _moving_box(tmp_path, fps=8)
+    whole = read_video(tmp_path / "a.mp4", threads=1)
     for until, n in ((0.5, 4), (0.51, 5), (100.0, 12), (0.0, 1)):  # frames at k / 8 s
         part = read_video(tmp_path / "a.mp4", threads=1, until=until)
         np.testing.assert_array_equal(part.frames, whole.frames[:n])
@@ -133,12 +142,7 @@ def test_read_video_until_reads_only_the_frames_before_it_and_each_sees_them(tmp
 def test_read_video_fps_overrides_the_files_timing(tmp_path):
     # frames made at 16 fps, stored at 10 (a writer's default rate): fps=16 puts frame i at i / 16,
     # and `until` counts on that grid; a frame folder takes it over the benchmark's fps_hint
-    import cv2
-
-    frames = np.zeros((12, 32, 32, 3), np.uint8)
-    for t in range(12):
-        frames[t, 4:12, 2 * t:2 * t + 8] = (200, 60, 30)
-    write_video(tmp_path / "a.mp4", frames, fps=10)
+    _, _, folder = _moving_box(tmp_path, fps=10)
     stored = read_video(tmp_path / "a.mp4", threads=1)
     np.testing.assert_allclose(stored.times, np.arange(12) / 10)
     made = read_video(tmp_path / "a.mp4", threads=1, fps=16)
@@ -147,10 +151,6 @@ def test_read_video_fps_overrides_the_files_timing(tmp_path):
     assert made.fps == pytest.approx(16.0)
     part = read_video(tmp_path / "a.mp4", threads=1, fps=16, until=0.5)  # i / 16 < 0.5: 8 frames
     np.testing.assert_array_equal(part.frames, stored.frames[:8])
-    folder = tmp_path / "a"
-    folder.mkdir()
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
     np.testing.assert_allclose(read_video(folder, fps_hint=8, fps=16).times, np.arange(12) / 16)
 
 
