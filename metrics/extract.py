@@ -534,26 +534,45 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
         return (bg, *_drift_fit(frames, bg))
 
     bg, g, o, sigma = fit()
+    plate = config.mode == "plate"
+    mid = n // 2  # the frame both tests below read, with its drift
+
+    def soften():
+        # Frames softer than the plate (a model's output often is: generated at a lower
+        # resolution, decoded by a smoothing VAE): the plate's sharp edges then differ from the
+        # frames along their length, in bands wide enough to pass for the object. The plate and
+        # the first frame are softened to match. Measured on 40 of the bench's clips blurred by
+        # 1, 1.5, 2 and 2.5 px, l2 over 2 px: 1, 9, 15 and 16 -> 0; the clips as they are: one of
+        # 80 changed, 0.39 -> 0.13 px.
+        nonlocal background, first_frame, bg, g, o, sigma
+        soft = _softness(frames, background, g[mid], o[mid], ratio=config.soft_ratio)
+        if soft:
+            background, first_frame = (None if x is None else _smooth(x, soft) for x in (background, first_frame))
+            bg, g, o, sigma = fit()
+        return soft
+
+    # Softness is matched before the colour test: a blur shifts the robust 3x3 colour fit that
+    # test reads away from the per-channel drift, so on soft clips in the scene's own colours it
+    # fired (45 clips blurred by 1.5, 2, 2.5, 3 px: 4, 9, 15, 19 times), and the map it took made
+    # things worse. In this order it fires 0, 0, 0, 2 times, and l2 over 2 px: 0, 2, 1, 3 -> 0
+    # (mean 0.40, 0.56, 1.15, 1.03 -> 0.40, 0.48, 0.59, 0.68 px; a ramp clip at 2.5 px: 22 ->
+    # 0.64); desaturated and blurred by 2 px: 3 -> 0. Identical results on the clips as they
+    # are, with swapped channels, grey or resaturated, and on re-encodes and GIFs.
+    soft = soften() if plate else 0.0
     # A global colour transform that per-channel gains and offsets cannot undo (channels swapped,
     # saturation changed, grey): the plate and the first frame are taken into the video's colours.
     # Measured on 40 of the bench's clips with perfect motion, plate extractor, l2 over 2 px:
     # swapped channels 10 -> 0, half saturation 6 -> 3, grey 15 -> 6 (where the object's grey
     # matches the scene's, nothing can tell them apart); the clips as they are unchanged.
-    mid = n // 2  # the frame both tests below read, with its drift
-    mapped = _colour_map(frames, background, g[mid], o[mid], config.colour_map_above) if config.mode == "plate" else None
+    mapped = _colour_map(frames, background, g[mid], o[mid], config.colour_map_above) if plate else None
     if mapped is not None:
         background, first_frame = (None if x is None else mapped(x) for x in (background, first_frame))
         bg, g, o, sigma = fit()
-    # Frames softer than the plate (a model's output often is: generated at a lower resolution,
-    # decoded by a smoothing VAE): the plate's sharp edges then differ from the frames along their
-    # length, in bands wide enough to pass for the object. The plate and the first frame are
-    # softened to match. Measured on 40 of the bench's clips blurred by 1, 1.5, 2 and 2.5 px, l2
-    # over 2 px: 1, 9, 15 and 16 -> 0 (accel_ratio off by over 5%: 4, 5, 9, 13 -> 2, 2, 1, 1); the
-    # clips as they are: one of 80 changed, 0.39 -> 0.13 px.
-    soft = _softness(frames, background, g[mid], o[mid], ratio=config.soft_ratio) if config.mode == "plate" else 0.0
-    if soft:
-        background, first_frame = (None if x is None else _smooth(x, soft) for x in (background, first_frame))
-        bg, g, o, sigma = fit()
+        # Under a colour transform the per-channel drift cannot predict the plate's edges, blurred
+        # or not, so softness is measured again in the video's colours (the map and a blur
+        # commute: both are linear).
+        if not soft:
+            soften()
     if float(sigma.median()) > config.smooth_above:
         # Dithered frames (a GIF on a fixed 256-colour palette: sigma 0.06-0.15, against at most
         # 0.01 for H.264 and VP9 at common qualities, or PIL's adaptive-palette GIFs): each pixel's

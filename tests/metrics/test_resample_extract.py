@@ -201,6 +201,30 @@ def test_frames_softer_than_the_plate_are_matched():
     assert _softness(flat, flat[0], np.ones(3), np.zeros(3)) == 0.0  # no edges: nothing to match
 
 
+def test_softness_is_measured_in_the_videos_colours():
+    """Three walls, frames with their channels swapped (BGR) and blurred by 2 px. Before the colour
+    map the per-channel drift cannot predict the plate's edges at any blur, so the softness test
+    finds nothing; it is measured again once the plate is in the video's colours. Without that
+    second measurement the sharp plate's edges won: 28.5 px off."""
+    import cv2
+
+    t, h, w = 8, 96, 128
+    plate = np.full((h, w, 3), 40, np.uint8)
+    plate[:, 43:86] = (250, 70, 50)
+    plate[:, 86:] = (60, 180, 120)
+    frames = np.repeat(plate[None], t, 0)
+    truth = np.zeros((t, h, w), bool)
+    for i in range(t):
+        truth[i, 20 + 4 * i:30 + 4 * i, 10 + 3 * i:20 + 3 * i] = True
+    frames[truth] = (230, 40, 30)
+    want = torch.tensor([[m.nonzero()[1].mean(), m.nonzero()[0].mean()] for m in truth], dtype=torch.float32)
+    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
+    swapped = np.stack([cv2.GaussianBlur(np.ascontiguousarray(f[..., ::-1]), (0, 0), 2.0) for f in frames])
+    ex = extract(bench_grid_frames(swapped, (h, w)), torch.as_tensor(truth[0]), as_f(frames[0]), as_f(plate))
+    assert bool(ex.valid.all())
+    assert float((ex.centroids - want).abs().max()) < 1.0  # 0.65 px measured (the blur's own bias)
+
+
 @pytest.mark.parametrize("uint8", [False, True])
 def test_drift_fit_recovers_gain_and_offset_around_the_object(uint8):
     from newtonbench.metrics.extract import _drift_fit

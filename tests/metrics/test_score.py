@@ -241,6 +241,23 @@ def test_a_global_colour_transform_is_undone(score_ds):
     assert any(r["status"] != "ok" or r["l2"] > 2 for r in worst)
 
 
+def test_soft_video_is_not_taken_for_a_colour_transform(score_ds):
+    # A perfect video blurred by 2.5 px (a model generating at low resolution): against the sharp
+    # plate the blur shifts a 3x3 colour fit away from the per-channel drift, past the colour test's
+    # threshold. The plate is softened first, so no colour map is taken and every primitive is found
+    # where it is. Colour-mapped before its softness was measured, the ramp_down clip was 22 px off.
+    import cv2
+
+    cfg = _cfg(score_ds)
+    for primitive in schema.PRIMITIVES:
+        cid = _clip(score_ds, primitive)
+        frames, fps = _gt(score_ds, cid)
+        soft = np.stack([cv2.GaussianBlur(f, (0, 0), 2.5) for f in frames])
+        row = score_arrays(score_ds, cid, soft, fps, cfg)
+        assert row["status"] == "ok" and row["l2"] < 1.0, (primitive, row)  # 0.11-0.64 px measured
+        assert row["accel_ratio"] == pytest.approx(1.0, abs=0.03)  # 0.994-1.023 measured
+
+
 @pytest.mark.parametrize("mode", ["plate", "self"])
 def test_frozen_video(score_ds, mode):
     # with either weight-free extractor: `self` never sees the scene behind a frozen object
