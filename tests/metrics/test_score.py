@@ -258,6 +258,26 @@ def test_soft_video_is_not_taken_for_a_colour_transform(score_ds):
         assert row["accel_ratio"] == pytest.approx(1.0, abs=0.03)  # 0.994-1.023 measured
 
 
+def test_self_takes_the_first_frame_to_the_videos_colours_and_softness(score_ds):
+    # `self` builds its background from the video, in the video's colours and sharpness; the
+    # object's colours come from the benchmark's sharp, true-colour first frame, which is matched
+    # to that background first. Unmatched, the swapped ramp_up clip was 0.97 px off, and blurred
+    # its accel_ratio read 0.954.
+    import cv2
+
+    cfg = _cfg(score_ds, extractor=ExtractConfig(mode="self"))
+    for primitive in schema.PRIMITIVES:
+        cid = _clip(score_ds, primitive)
+        frames, fps = _gt(score_ds, cid)
+        swapped = score_arrays(score_ds, cid, np.ascontiguousarray(frames[..., ::-1]), fps, cfg)
+        assert swapped["status"] == "ok" and swapped["l2"] < 0.5, (primitive, swapped)  # 0.10-0.42 px measured
+        assert swapped["accel_ratio"] == pytest.approx(1.0, abs=0.02)  # 0.986-1.002 measured
+        soft = np.stack([cv2.GaussianBlur(f, (0, 0), 2.5) for f in frames])
+        blurred = score_arrays(score_ds, cid, soft, fps, cfg)
+        assert blurred["status"] == "ok" and blurred["l2"] < 2.0, (primitive, blurred)  # 0.10-1.54 px measured
+        assert blurred["accel_ratio"] == pytest.approx(1.0, abs=0.02)  # 0.989-1.004 measured
+
+
 @pytest.mark.parametrize("mode", ["plate", "self"])
 def test_frozen_video(score_ds, mode):
     # with either weight-free extractor: `self` never sees the scene behind a frozen object
