@@ -11,6 +11,11 @@ from newtonbench.metrics.extract import ExtractConfig, bench_grid_frames, extrac
 from newtonbench.metrics.resample import coverage, interpolate_track, nearest_frames
 
 
+def _chw(a: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] as extract takes images: float [3, H, W] in [0, 1]."""
+    return torch.as_tensor(a).permute(2, 0, 1).float() / 255
+
+
 def test_interpolation_exact_on_grid_and_linear_between():
     native = np.arange(0, 10) / 24  # 24 fps
     vals = np.stack([native * 100, native**2], -1)
@@ -132,8 +137,7 @@ def test_windowed_extraction_equals_full_frame(monkeypatch):
     frames[:, 86:90, 2:6] = (228, 45, 35)  # a 4x4 blob: fewer eroded pixels than the object
     u8 = E.bench_grid_frames(frames, (h, w))
     assert u8.dtype == torch.uint8
-    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
-    first, bg = as_f(frames[0]), as_f(plate)
+    first, bg = _chw(frames[0]), _chw(plate)
     windowed = extract(u8, torch.as_tensor(truth[0]), first, bg)
     from_float = extract(u8.float() / 255, torch.as_tensor(truth[0]), first, bg)
     monkeypatch.setattr(E, "_ROI_MIN_AREA", 10**9)  # every frame searched whole
@@ -158,8 +162,7 @@ def test_a_blob_joined_only_by_a_thread_is_not_the_object():
     frames[:, 25, 24:50] = (230, 40, 30)  # the thread, from the object's right edge on
     frames[:, 23:28, 50:55] = (230, 40, 30)  # the patch at its end
     u8 = bench_grid_frames(frames, (h, w))
-    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
-    ex = extract(u8, torch.as_tensor(truth[0]), as_f(frames[0]), as_f(plate))
+    ex = extract(u8, torch.as_tensor(truth[0]), _chw(frames[0]), _chw(plate))
     # the object, and of the thread only its first pixel (within 2 px of the object's eroded body)
     want = truth.copy()
     for i in range(t):
@@ -167,6 +170,23 @@ def test_a_blob_joined_only_by_a_thread_is_not_the_object():
     assert torch.equal(ex.masks, torch.as_tensor(want))
     ys, xs = np.nonzero(want[0])
     torch.testing.assert_close(ex.centroids[0], torch.tensor([xs.mean(), ys.mean()], dtype=torch.float32))
+
+
+def _walls_and_a_red_box(walls: dict[int, tuple[int, int, int]]):
+    """A dark plate, 96x128, with walls of the given colours from the given columns to the right
+    edge, and 8 frames of a red 10x10 box moving over the dark part: plate, frames (uint8), the
+    true masks and centroids (u, v)."""
+    t, h, w = 8, 96, 128
+    plate = np.full((h, w, 3), 40, np.uint8)
+    for x, colour in walls.items():
+        plate[:, x:] = colour
+    frames = np.repeat(plate[None], t, 0)
+    truth = np.zeros((t, h, w), bool)
+    for i in range(t):
+        truth[i, 20 + 4 * i:30 + 4 * i, 10 + 3 * i:20 + 3 * i] = True
+    frames[truth] = (230, 40, 30)
+    want = torch.tensor([[m.nonzero()[1].mean(), m.nonzero()[0].mean()] for m in truth], dtype=torch.float32)
+    return plate, frames, truth, want
 
 
 def test_frames_softer_than_the_plate_are_matched():
@@ -178,24 +198,16 @@ def test_frames_softer_than_the_plate_are_matched():
 
     from newtonbench.metrics.extract import _softness
 
-    t, h, w = 8, 96, 128
-    plate = np.full((h, w, 3), 40, np.uint8)
-    plate[:, 64:] = (250, 70, 50)
-    frames = np.repeat(plate[None], t, 0)
-    truth = np.zeros((t, h, w), bool)
-    for i in range(t):
-        truth[i, 20 + 4 * i:30 + 4 * i, 10 + 3 * i:20 + 3 * i] = True
-    frames[truth] = (230, 40, 30)
-    want = torch.tensor([[m.nonzero()[1].mean(), m.nonzero()[0].mean()] for m in truth], dtype=torch.float32)
-    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
+    plate, frames, truth, want = _walls_and_a_red_box({64: (250, 70, 50)})
+    h, w = truth.shape[1:]
     pl = bench_grid_frames(plate[None], (h, w))[0]
     for sigma in (0.0, 1.0, 2.0):
         blurred = bench_grid_frames(np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in frames]) if sigma else frames,
                                     (h, w))
         assert _softness(blurred, pl, np.ones(3), np.zeros(3)) == sigma
-        ex = extract(blurred, torch.as_tensor(truth[0]), as_f(frames[0]), as_f(plate))
+        ex = extract(blurred, torch.as_tensor(truth[0]), _chw(frames[0]), _chw(plate))
         torch.testing.assert_close(ex.centroids, want, atol=1e-3, rtol=0)
-    unmatched = extract(blurred, torch.as_tensor(truth[0]), as_f(frames[0]), as_f(plate), ExtractConfig(soft_ratio=0.0))
+    unmatched = extract(blurred, torch.as_tensor(truth[0]), _chw(frames[0]), _chw(plate), ExtractConfig(soft_ratio=0.0))
     assert (unmatched.centroids - want).abs().max() > 40  # the band
     flat = bench_grid_frames(np.full((1, h, w, 3), 100, np.uint8), (h, w))
     assert _softness(flat, flat[0], np.ones(3), np.zeros(3)) == 0.0  # no edges: nothing to match
@@ -208,19 +220,10 @@ def test_softness_is_measured_in_the_videos_colours():
     second measurement the sharp plate's edges won: 28.5 px off."""
     import cv2
 
-    t, h, w = 8, 96, 128
-    plate = np.full((h, w, 3), 40, np.uint8)
-    plate[:, 43:86] = (250, 70, 50)
-    plate[:, 86:] = (60, 180, 120)
-    frames = np.repeat(plate[None], t, 0)
-    truth = np.zeros((t, h, w), bool)
-    for i in range(t):
-        truth[i, 20 + 4 * i:30 + 4 * i, 10 + 3 * i:20 + 3 * i] = True
-    frames[truth] = (230, 40, 30)
-    want = torch.tensor([[m.nonzero()[1].mean(), m.nonzero()[0].mean()] for m in truth], dtype=torch.float32)
-    as_f = lambda a: torch.as_tensor(a).permute(2, 0, 1).float() / 255
+    plate, frames, truth, want = _walls_and_a_red_box({43: (250, 70, 50), 86: (60, 180, 120)})
+    h, w = truth.shape[1:]
     swapped = np.stack([cv2.GaussianBlur(np.ascontiguousarray(f[..., ::-1]), (0, 0), 2.0) for f in frames])
-    ex = extract(bench_grid_frames(swapped, (h, w)), torch.as_tensor(truth[0]), as_f(frames[0]), as_f(plate))
+    ex = extract(bench_grid_frames(swapped, (h, w)), torch.as_tensor(truth[0]), _chw(frames[0]), _chw(plate))
     assert bool(ex.valid.all())
     assert float((ex.centroids - want).abs().max()) < 1.0  # 0.65 px measured (the blur's own bias)
 
