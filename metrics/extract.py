@@ -173,48 +173,47 @@ def _u8_image(image: Tensor) -> np.ndarray:
     return np.ascontiguousarray(x if x.dtype == np.uint8 else (np.clip(x, 0, 1) * 255).round().astype(np.uint8))
 
 
-def _grid_colours(frames: Tensor, plate: Tensor, which: list[int], samples: int = 2048):
-    """The colours of frames `which` and of the plate on a grid of about `samples` pixels (every
-    k-th row and column, as the drift fit samples): f [len(which), M, 3] and b [M, 3], float64 in
-    [0, 1], contiguous (as `extract_kernels.colour_fit` takes them)."""
-    stride = _grid_stride(*frames.shape[-2:], samples)
-    # sampled from channels-last views of the images as they are (no copy, no conversion of the rest)
-    b = channels_last(plate)[::stride, ::stride].reshape(-1, 3) / value_unit(plate)
-    f = channels_last(frames)[which, ::stride, ::stride].reshape(len(which), -1, 3) / value_unit(frames)
-    return np.ascontiguousarray(f, np.float64), np.ascontiguousarray(b, np.float64)
+def _grid(image: Tensor, stride: int, which: list[int] | None = None) -> np.ndarray:
+    """The colours of an image [3, H, W], or of frames `which` of [N, 3, H, W], on the grid of every
+    `stride`-th row and column (as the drift fit samples): float64 [M, 3] or [len(which), M, 3] in
+    [0, 1], contiguous (as `extract_kernels.colour_fit` takes them). Sampled from a channels-last
+    view of the images as they are: no copy, no conversion of the rest."""
+    x = channels_last(image)
+    x = x[::stride, ::stride] if which is None else x[which, ::stride, ::stride]
+    return np.ascontiguousarray(x.reshape(*x.shape[:-3], -1, 3) / value_unit(image), np.float64)
 
 
-def _cross_channel(frames: Tensor, plate: Tensor, gain, offset) -> float:
+def _cross_channel(frames: Tensor, plate: Tensor, gain, offset, samples: int = 2048) -> float:
     """How far the colours of the clip's middle frame are from the per-channel gains and offsets
     that the drift fit found for it (`gain`, `offset` [3]): the RMS difference, over a grid of
-    pixels, between the colours that its robust full affine colour map
+    about `samples` pixels, between the colours that its robust full affine colour map
     (`extract_kernels.colour_fit`, two passes, as the drift fit) and those predict from the
     plate. 0.2 ms a clip on one thread."""
-    f, b = _grid_colours(frames, plate, [frames.shape[0] // 2])
-    d = extract_kernels.colour_fit(f[0], b, 2, 0.03)
+    stride = _grid_stride(*frames.shape[-2:], samples)
+    b = _grid(plate, stride)
+    d = extract_kernels.colour_fit(_grid(frames, stride, [frames.shape[0] // 2])[0], b, 2, 0.03)
     d[[0, 1, 2], [0, 1, 2]] -= np.asarray(gain, np.float64).reshape(3)
     d[3] -= np.asarray(offset, np.float64).reshape(3)
     return float(np.sqrt(np.square(b @ d[:3] + d[3]).sum(1).mean()))
 
 
-def _colour_map(frames: Tensor, plate: Tensor, gain, offset, above: float):
+def _colour_map(frames: Tensor, plate: Tensor, gain, offset, above: float, samples: int = 2048):
     """The one affine colour transform (3x3 and an offset) from the plate to the clip's colours,
-    as a function of an image [3, H, W] (the mapped image, float32 in [0, 1]), fitted robustly on
-    the first, middle and last frames at once; None where, on the middle frame, it is within
-    `above` (RMS) of the per-channel gain and offset (`gain`, `offset` [3]) that the drift fit
-    found, and undoes, there (`_cross_channel`).
+    as a function of an image [3, H, W] (`_mapped`), fitted robustly on the first, middle and last
+    frames at once; None where, on the middle frame, it is within `above` (RMS) of the
+    per-channel gain and offset (`gain`, `offset` [3]) that the drift fit found, and undoes,
+    there (`_cross_channel`).
 
     Measured (`_cross_channel`, 10-40 clips each): at most 0.007 on the bench's own clips, 0.011
     on re-encodes at 832x480 or 1080p, 0.004 on VP9 and adaptive-palette GIFs, 0.008 on dithered
     GIFs, 0.013 and 0.021 at H.264 CRF 30 and 40; with swapped channels median 0.041 (up to
-    0.14), grey 0.020, half saturation 0.010, 1.5x saturation 0.009. (Against the benchmark's
-    first frame instead, for `self`, which has no plate, the bench's own clips gave a median of
-    0.021: the object in it spoils the test.)"""
-    if _cross_channel(frames, plate, gain, offset) <= above:
+    0.14), grey 0.020, half saturation 0.010, 1.5x saturation 0.009."""
+    if _cross_channel(frames, plate, gain, offset, samples) <= above:
         return None
     n = frames.shape[0]
-    f, b = _grid_colours(frames, plate, sorted({0, n // 2, n - 1}))
-    full = extract_kernels.colour_fit(f.reshape(-1, 3), np.tile(b, (len(f), 1)), 3, 0.03)
+    stride = _grid_stride(*frames.shape[-2:], samples)
+    f = _grid(frames, stride, sorted({0, n // 2, n - 1}))
+    full = extract_kernels.colour_fit(f.reshape(-1, 3), np.tile(_grid(plate, stride), (len(f), 1)), 3, 0.03)
     return lambda image: _mapped(image, full)
 
 
@@ -225,48 +224,71 @@ def _mapped(image: Tensor, full: np.ndarray) -> Tensor:
 
 
 def _in_scene_colours(image: Tensor, scene: Tensor, away: np.ndarray, above: float, samples: int = 2048):
-    """The affine colour map ([4, 3], as `_mapped` takes it) that takes the benchmark's first frame
-    `image` [3, H, W] into the colours of `scene` [3, H, W] (the background `self` builds from the
-    video), fitted robustly on a grid of their pixels outside `away` (bool [H, W]: the object's
-    first-frame mask, grown) by `extract_kernels.colour_fit`; None where, on those pixels, its
-    colours are within `above` (RMS) of the per-channel affine map closest to them (least
-    squares), as `_cross_channel` tests the plate."""
-    h, w = away.shape
-    stride = _grid_stride(h, w, samples)
-    keep = ~away[::stride, ::stride]
-    b = np.ascontiguousarray(channels_last(image)[::stride, ::stride][keep] / value_unit(image), np.float64)
-    f = np.ascontiguousarray(channels_last(scene)[::stride, ::stride][keep] / value_unit(scene), np.float64)
+    """`self`'s `_colour_map`: the affine colour map that takes the benchmark's first frame `image`
+    [3, H, W] into the colours of `scene` [3, H, W] (the background `self` builds from the video),
+    as a function of an image (`_mapped`), fitted robustly on a grid of their pixels outside
+    `away` (bool [H, W]: the object's first-frame mask, grown) by `extract_kernels.colour_fit`;
+    None where, on those pixels, its colours are within `above` (RMS) of the per-channel affine
+    map closest to them (least squares: no drift is fitted between the two images). At most
+    0.0064 on the bench's own clips, median 0.031 with channels swapped. (With the object's pixels
+    kept, the bench's own clips gave a median of 0.021: the object spoils the test.)"""
+    stride = _grid_stride(*away.shape, samples)
+    keep = ~away[::stride, ::stride].reshape(-1)
+    b, f = _grid(image, stride)[keep], _grid(scene, stride)[keep]
     full = extract_kernels.colour_fit(f, b, 3, 0.03)
     y = b @ full[:3] + full[3]
     db, dy = b - b.mean(0), y - y.mean(0)
     per = y.mean(0) + db * ((db * dy).sum(0) / np.maximum((db * db).sum(0), 1e-12))
-    return full if float(np.sqrt(np.square(y - per).sum(1).mean())) > above else None
+    if float(np.sqrt(np.square(y - per).sum(1).mean())) <= above:
+        return None
+    return lambda x: _mapped(x, full)
+
+
+def _match_to_video(softness, colour_map, apply) -> None:
+    """The order in which both extractors take the benchmark's sharp, true-colour images to a
+    video's softness and colours. `softness()` measures the blur (px, 0: none; `_softness`),
+    `colour_map()` the colour transform (a function of an image, or None), and `apply(fn)`
+    transforms the images with `fn` (and refits what depends on them).
+
+    Softness first: a blur shifts the robust 3x3 colour fit the colour test reads away from the
+    per-channel one, so on soft clips in the scene's own colours it fired (45 clips blurred by
+    1.5, 2, 2.5, 3 px, `plate`: 4, 9, 15, 19 times), and the map it took made things worse. In
+    this order it fires 0, 0, 0, 2 times, and l2 over 2 px: 0, 2, 1, 3 -> 0 (mean 0.40, 0.56,
+    1.15, 1.03 -> 0.40, 0.48, 0.59, 0.68 px; a ramp clip at 2.5 px: 22 -> 0.64); desaturated and
+    blurred by 2 px: 3 -> 0. Under a colour transform the per-channel drift predicts the images'
+    edges no better blurred than sharp, so where a map is taken and no blur was found, the
+    softness is measured again in the video's colours (the map and a blur commute: both are
+    linear): with channels swapped and a 1.5-px blur, 3 of 45 clips over 2 px without that, none
+    with it."""
+    soft = softness()
+    if soft:
+        apply(lambda x: _smooth(x, soft))
+    mapped = colour_map()
+    if mapped is not None:
+        apply(mapped)
+        if not soft and (soft := softness()):
+            apply(lambda x: _smooth(x, soft))
 
 
 def _first_frame_as_video(first_frame: Tensor, scene: Tensor, first_mask: Tensor, config: ExtractConfig) -> Tensor:
-    """`self`: the benchmark's first frame, whose object colours the gate looks for, softened and
-    colour-mapped as the plate is in `plate` mode, against the background `scene` [3, H, W] built
-    from the video (in its colours and sharpness), away from the object (`first_mask` grown by
-    2 px): blurred to the video's softness (`_softness`, no drift between the two), then taken
-    into its colours where one global colour transform separates them (`_in_scene_colours`), and
-    where it does and no blur was found before, the softness measured again in those colours.
+    """`self`: the benchmark's first frame, whose object colours the gate looks for, taken to the
+    video's softness and colours as `plate` takes its plate (`_match_to_video`), against the
+    background `scene` [3, H, W] built from the video (in its colours and sharpness), away from
+    the object (`first_mask` grown by 2 px), with no drift between the two.
 
     Measured on 45 clips with perfect motion, l2 over 2 px: blurred by 1, 1.5, 2, 2.5, 3 px: 1, 4,
     4, 5, 6 -> 0, 0, 0, 0, 1; channels swapped 3 -> 0, swapped and blurred by 1.5 px 7 -> 0; grey
     23 -> 13; half saturation 9 -> 8, and blurred by 2 px 15 -> 1; the clips as they are unchanged."""
     away = dilate(first_mask, 5).numpy()
     one, zero = np.ones(3), np.zeros(3)
+    image = first_frame
 
-    def soften(image: Tensor) -> tuple[Tensor, float]:
-        soft = _softness(scene[None], image, one, zero, ratio=config.soft_ratio, ignore=away)
-        return (_smooth(image, soft) if soft else image), soft
+    def apply(fn):
+        nonlocal image
+        image = fn(image)
 
-    image, soft = soften(first_frame)
-    full = _in_scene_colours(image, scene, away, config.colour_map_above)
-    if full is not None:
-        image = _mapped(image, full)
-        if not soft:
-            image, _ = soften(image)
+    _match_to_video(lambda: _softness(scene[None], image, one, zero, ratio=config.soft_ratio, ignore=away),
+                    lambda: _in_scene_colours(image, scene, away, config.colour_map_above), apply)
     return image
 
 
@@ -572,54 +594,37 @@ def _plate_masks(frames: Tensor, first_mask: Tensor, first_frame: Tensor | None,
     images, on the CPU (`extract` moves them there). Returns the object masks in one window per
     frame, uint8 (0/1) [N, a, b], and the windows' top-left corners y0, x0."""
     n, _, h, w = frames.shape
-    if config.mode == "plate" and background is None:
+    plate = config.mode == "plate"
+    if plate and background is None:
         raise InvalidValueError("extractor 'plate' needs the clip's background plate; allowed: --extractor self")
+
     def fit():
-        bg = as_float(background, torch.float32) if config.mode == "plate" else _self_background(frames, first_mask)
+        bg = as_float(background, torch.float32) if plate else _self_background(frames, first_mask)
         # The drift, and the frames' robust noise level over the fit's pixels with that drift
         # corrected (the fit's last pass computes exactly that).
         return (bg, *_drift_fit(frames, bg))
 
     bg, g, o, sigma = fit()
-    plate = config.mode == "plate"
-    mid = n // 2  # the frame both tests below read, with its drift
+    if plate:
+        mid = n // 2  # the frame both tests read, with its drift
 
-    def soften():
+        def apply(fn):
+            nonlocal background, first_frame, bg, g, o, sigma
+            background, first_frame = (None if x is None else fn(x) for x in (background, first_frame))
+            bg, g, o, sigma = fit()
+
         # Frames softer than the plate (a model's output often is: generated at a lower
         # resolution, decoded by a smoothing VAE): the plate's sharp edges then differ from the
-        # frames along their length, in bands wide enough to pass for the object. The plate and
-        # the first frame are softened to match. Measured on 40 of the bench's clips blurred by
-        # 1, 1.5, 2 and 2.5 px, l2 over 2 px: 1, 9, 15 and 16 -> 0; the clips as they are: one of
-        # 80 changed, 0.39 -> 0.13 px.
-        nonlocal background, first_frame, bg, g, o, sigma
-        soft = _softness(frames, background, g[mid], o[mid], ratio=config.soft_ratio)
-        if soft:
-            background, first_frame = (None if x is None else _smooth(x, soft) for x in (background, first_frame))
-            bg, g, o, sigma = fit()
-        return soft
-
-    # Softness is matched before the colour test: a blur shifts the robust 3x3 colour fit that
-    # test reads away from the per-channel drift, so on soft clips in the scene's own colours it
-    # fired (45 clips blurred by 1.5, 2, 2.5, 3 px: 4, 9, 15, 19 times), and the map it took made
-    # things worse. In this order it fires 0, 0, 0, 2 times, and l2 over 2 px: 0, 2, 1, 3 -> 0
-    # (mean 0.40, 0.56, 1.15, 1.03 -> 0.40, 0.48, 0.59, 0.68 px; a ramp clip at 2.5 px: 22 ->
-    # 0.64); desaturated and blurred by 2 px: 3 -> 0. Identical results on the clips as they
-    # are, with swapped channels, grey or resaturated, and on re-encodes and GIFs.
-    soft = soften() if plate else 0.0
-    # A global colour transform that per-channel gains and offsets cannot undo (channels swapped,
-    # saturation changed, grey): the plate and the first frame are taken into the video's colours.
-    # Measured on 40 of the bench's clips with perfect motion, plate extractor, l2 over 2 px:
-    # swapped channels 10 -> 0, half saturation 6 -> 3, grey 15 -> 6 (where the object's grey
-    # matches the scene's, nothing can tell them apart); the clips as they are unchanged.
-    mapped = _colour_map(frames, background, g[mid], o[mid], config.colour_map_above) if plate else None
-    if mapped is not None:
-        background, first_frame = (None if x is None else mapped(x) for x in (background, first_frame))
-        bg, g, o, sigma = fit()
-        # Under a colour transform the per-channel drift cannot predict the plate's edges, blurred
-        # or not, so softness is measured again in the video's colours (the map and a blur
-        # commute: both are linear).
-        if not soft:
-            soften()
+        # frames along their length, in bands wide enough to pass for the object. Measured on 40
+        # of the bench's clips blurred by 1, 1.5, 2 and 2.5 px, l2 over 2 px: 1, 9, 15 and 16 -> 0;
+        # the clips as they are: one of 80 changed, 0.39 -> 0.13 px. A global colour transform
+        # that per-channel gains and offsets cannot undo (channels swapped, saturation changed,
+        # grey), on 40 clips with perfect motion, l2 over 2 px: swapped channels 10 -> 0, half
+        # saturation 6 -> 3, grey 15 -> 6 (where the object's grey matches the scene's, nothing can
+        # tell them apart); the clips as they are unchanged. The plate and the first frame are
+        # taken to both (`self` takes its first frame: `_first_frame_as_video`).
+        _match_to_video(lambda: _softness(frames, background, g[mid], o[mid], ratio=config.soft_ratio),
+                        lambda: _colour_map(frames, background, g[mid], o[mid], config.colour_map_above), apply)
     if float(sigma.median()) > config.smooth_above:
         # Dithered frames (a GIF on a fixed 256-colour palette: sigma 0.06-0.15, against at most
         # 0.01 for H.264 and VP9 at common qualities, or PIL's adaptive-palette GIFs): each pixel's

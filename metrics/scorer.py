@@ -418,9 +418,10 @@ def _prepare(item: _Loaded, extract_cfg: ExtractConfig, device: torch.device, pi
         }
     # The mask metrics read only this clip's crop: computed here, in the worker thread, so that the
     # clips' kernels run in parallel (in the main thread they were most of its time and the run
-    # waited on them). The frames' crop is not kept. It stays as the extractor got the frames (uint8:
-    # the consistency kernel converts only the pixels it reads), and is gathered as [T, h, w, 3] rows of the decoder's layout (15x faster than indexing the
-    # channels-first view); crop first, then pick frames: never a full-size copy of the clip.
+    # waited on them). The frames' crop is not kept. It stays as the extractor got the frames
+    # (uint8: the consistency kernel converts only the pixels it reads), and is gathered as
+    # [T, h, w, 3] rows of the decoder's layout (15x faster than indexing the channels-first
+    # view); crop first, then pick frames: never a full-size copy of the clip.
     crop = frames.permute(0, 2, 3, 1)[:, y0:y1, x0:x1].index_select(0, tensor(near)).permute(0, 3, 1, 2)
     gt_masks = place_masks(item.gt_masks, gy0, gx0, (y0, y1, x0, x1)).to(device)
     gt_area = torch.from_numpy(gt_moments[:, 0]).to(device)  # the crop holds the whole box: the same counts

@@ -188,8 +188,10 @@ def _read_frame_folder(folder: Path, fps_hint: float | None, until: float | None
     if not files:
         raise VideoReadError(f"{folder}: no {'/'.join(FRAME_SUFFIXES)} frames")
     rate = fps_hint or 1.0
-    if until is not None:  # frame i is at i / rate
-        files = files[:max(1, sum(i / rate < until for i in range(len(files))))]
+    times = np.arange(len(files)) / rate
+    if until is not None:  # the frames before it, as from a file (and at least the first)
+        keep = max(1, int((times < until).sum()))
+        files, times = files[:keep], times[:keep]
     frames, shape = _Frames(each), None
     for f in files:
         img = read_rgb(f)
@@ -199,7 +201,6 @@ def _read_frame_folder(folder: Path, fps_hint: float | None, until: float | None
             raise VideoReadError(f"{folder}: frames differ in size")
         shape = img.shape
         frames.add(img)
-    times = np.arange(len(files)) / rate
     return Video(frames.array(), times, rate)
 
 

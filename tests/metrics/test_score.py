@@ -241,19 +241,23 @@ def test_a_global_colour_transform_is_undone(score_ds):
     assert any(r["status"] != "ok" or r["l2"] > 2 for r in worst)
 
 
+def _blurred(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """uint8 frames [N, H, W, 3], each blurred by a Gaussian of `sigma` px (a soft model's output)."""
+    import cv2
+
+    return np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in frames])
+
+
 def test_soft_video_is_not_taken_for_a_colour_transform(score_ds):
     # A perfect video blurred by 2.5 px (a model generating at low resolution): against the sharp
     # plate the blur shifts a 3x3 colour fit away from the per-channel drift, past the colour test's
     # threshold. The plate is softened first, so no colour map is taken and every primitive is found
     # where it is. Colour-mapped before its softness was measured, the ramp_down clip was 22 px off.
-    import cv2
-
     cfg = _cfg(score_ds)
     for primitive in schema.PRIMITIVES:
         cid = _clip(score_ds, primitive)
         frames, fps = _gt(score_ds, cid)
-        soft = np.stack([cv2.GaussianBlur(f, (0, 0), 2.5) for f in frames])
-        row = score_arrays(score_ds, cid, soft, fps, cfg)
+        row = score_arrays(score_ds, cid, _blurred(frames, 2.5), fps, cfg)
         assert row["status"] == "ok" and row["l2"] < 1.0, (primitive, row)  # 0.11-0.64 px measured
         assert row["accel_ratio"] == pytest.approx(1.0, abs=0.03)  # 0.994-1.023 measured
 
@@ -263,8 +267,6 @@ def test_self_takes_the_first_frame_to_the_videos_colours_and_softness(score_ds)
     # object's colours come from the benchmark's sharp, true-colour first frame, which is matched
     # to that background first. Unmatched, the swapped ramp_up clip was 0.97 px off, and blurred
     # its accel_ratio read 0.954.
-    import cv2
-
     cfg = _cfg(score_ds, extractor=ExtractConfig(mode="self"))
     for primitive in schema.PRIMITIVES:
         cid = _clip(score_ds, primitive)
@@ -272,8 +274,7 @@ def test_self_takes_the_first_frame_to_the_videos_colours_and_softness(score_ds)
         swapped = score_arrays(score_ds, cid, np.ascontiguousarray(frames[..., ::-1]), fps, cfg)
         assert swapped["status"] == "ok" and swapped["l2"] < 0.5, (primitive, swapped)  # 0.10-0.42 px measured
         assert swapped["accel_ratio"] == pytest.approx(1.0, abs=0.02)  # 0.986-1.002 measured
-        soft = np.stack([cv2.GaussianBlur(f, (0, 0), 2.5) for f in frames])
-        blurred = score_arrays(score_ds, cid, soft, fps, cfg)
+        blurred = score_arrays(score_ds, cid, _blurred(frames, 2.5), fps, cfg)
         assert blurred["status"] == "ok" and blurred["l2"] < 2.0, (primitive, blurred)  # 0.10-1.54 px measured
         assert blurred["accel_ratio"] == pytest.approx(1.0, abs=0.02)  # 0.989-1.004 measured
 
